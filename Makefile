@@ -1,0 +1,35 @@
+# Two commands do everything on a fresh machine with Python 3.11 and pip: `make demo`, `make test`.
+SHELL := /bin/bash
+UV_VERSION := 0.9.30
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := python3.11
+UV := $(shell command -v uv 2>/dev/null || echo python3.11 -m uv)
+
+.PHONY: setup test lint format demo dev sandbox bench
+
+.venv/.synced: pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || python3.11 -m pip install --quiet "uv==$(UV_VERSION)"
+	$(UV) sync --frozen
+	touch $@
+
+setup: .venv/.synced  ## the virtual environment in .venv, exactly as uv.lock pins it
+
+test: setup  ## the whole suite against the local sandbox
+	.venv/bin/python -m pytest
+
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+format: setup
+	.venv/bin/ruff check --fix .
+	.venv/bin/ruff format .
+
+demo: setup  ## until the Dagster layer lands: serve the sandbox (Ctrl-C stops it)
+	.venv/bin/python -m aptrinsic_dagster.sandbox --port 8765
+
+sandbox: setup
+	.venv/bin/python -m aptrinsic_dagster.sandbox --port 8765
+
+bench: setup
+	.venv/bin/python -m benchmarks.sandbox_throughput

@@ -1,0 +1,7 @@
+"""A local Aptrinsic (Gainsight PX) REST API, faithful to the vendor contract, for tests and demos."""
+
+from .data import DataConfig, Dataset
+from .faults import Faults
+from .server import API_KEY_HEADER, Sandbox, SandboxConfig
+
+__all__ = ["API_KEY_HEADER", "DataConfig", "Dataset", "Faults", "Sandbox", "SandboxConfig"]

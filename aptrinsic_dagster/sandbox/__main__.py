@@ -1,0 +1,146 @@
+"""``python -m aptrinsic_dagster.sandbox``: serve the sandbox until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import signal
+import sys
+import threading
+
+from .data import DataConfig
+from .faults import Faults
+from .server import Sandbox, SandboxConfig
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m aptrinsic_dagster.sandbox",
+        description="Serve a local Aptrinsic REST API on 127.0.0.1 and print its base URL. "
+        "Control paths (no key needed): GET /_sandbox/stats, /_sandbox/requests, /_sandbox/faults, "
+        "/_sandbox/count?endpoint=/v1/events/custom&start=MS&end=MS; POST /_sandbox/faults (JSON), "
+        "/_sandbox/reset.",
+    )
+    p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: a free one)")
+    p.add_argument(
+        "--api-key",
+        action="append",
+        dest="api_keys",
+        metavar="KEY",
+        help="accepted X-APTRINSIC-API-KEY (repeatable; default: sandbox-key)",
+    )
+    p.add_argument(
+        "--forbidden-key",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="a key that is known but lacks Read permission: answered 403 (repeatable)",
+    )
+    p.add_argument("--seed", type=int, default=1, help="data seed; the same seed gives the same bytes")
+    d = p.add_argument_group("data scale")
+    d.add_argument("--users", type=int, default=DataConfig.users)
+    d.add_argument("--accounts", type=int, default=DataConfig.accounts)
+    d.add_argument(
+        "--events-per-day",
+        type=int,
+        default=DataConfig.events_per_day,
+        help="events per day per event type (each day varies 75%%..125%% of it)",
+    )
+    d.add_argument("--days", type=int, default=DataConfig.days, help="days of events, ending at --end-date")
+    d.add_argument(
+        "--end-date",
+        type=dt.date.fromisoformat,
+        default=None,
+        help="first day after the data (YYYY-MM-DD, UTC); default: today",
+    )
+    d.add_argument(
+        "--now",
+        type=int,
+        default=None,
+        metavar="EPOCH_MS",
+        help="the server's 'now' for event requests without a window (default: the clock)",
+    )
+    d.add_argument(
+        "--extra-custom-attribute",
+        default=None,
+        metavar="KEY",
+        help="add a customAttributes key to every user and account (schema drift)",
+    )
+    d.add_argument(
+        "--seats-as-string",
+        action="store_true",
+        help="customAttributes.seats becomes a string instead of a number (type drift)",
+    )
+    f = p.add_argument_group("faults")
+    f.add_argument("--rate-429", type=float, default=0.0, help="probability of an injected 429 per request")
+    f.add_argument("--burst-429-every", type=int, default=0, help="after every N requests, a burst of 429s")
+    f.add_argument("--burst-429-length", type=int, default=0, help="how many 429s in a burst")
+    f.add_argument("--retry-after", type=float, default=None, help="Retry-After seconds on injected 429s")
+    f.add_argument("--rate-5xx", type=float, default=0.0, help="probability of a 503 per request")
+    f.add_argument("--rate-reset", type=float, default=0.0, help="probability of a connection reset mid-body")
+    f.add_argument("--rate-malformed", type=float, default=0.0, help="probability of a truncated JSON body")
+    f.add_argument(
+        "--drop-rate",
+        type=float,
+        default=0.0,
+        help="fraction of records left out of pages while totalHits still counts them",
+    )
+    f.add_argument("--latency-ms", type=float, default=0.0, help="fixed latency per request")
+    f.add_argument("--latency-jitter-ms", type=float, default=0.0, help="extra random latency in [0, N)")
+    f.add_argument(
+        "--rate-cap",
+        type=int,
+        default=200,
+        help="requests per second above which the API answers 429 (0: no cap; real API: ~200)",
+    )
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> SandboxConfig:
+    data = DataConfig(
+        seed=args.seed,
+        users=args.users,
+        accounts=args.accounts,
+        events_per_day=args.events_per_day,
+        days=args.days,
+        end_date=args.end_date,
+        extra_custom_attribute=args.extra_custom_attribute,
+        seats_as_string=args.seats_as_string,
+    )
+    faults = Faults(
+        rate_429=args.rate_429,
+        burst_429_every=args.burst_429_every,
+        burst_429_length=args.burst_429_length,
+        retry_after=args.retry_after,
+        rate_5xx=args.rate_5xx,
+        rate_reset=args.rate_reset,
+        rate_malformed=args.rate_malformed,
+        drop_rate=args.drop_rate,
+        latency_ms=args.latency_ms,
+        latency_jitter_ms=args.latency_jitter_ms,
+        rate_cap=args.rate_cap,
+    )
+    return SandboxConfig(
+        data=data,
+        faults=faults,
+        api_keys=tuple(args.api_keys or ["sandbox-key"]),
+        forbidden_keys=tuple(args.forbidden_key),
+        port=args.port,
+        now_ms=args.now,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with Sandbox(config_from_args(args)) as sandbox:
+        print(sandbox.base_url, flush=True)
+        stop.wait()
+    print("sandbox stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

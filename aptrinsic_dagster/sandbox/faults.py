@@ -1,0 +1,138 @@
+"""Faults on demand, the request-rate cap, and the request counters behind ``/_sandbox/stats``."""
+
+from __future__ import annotations
+
+import collections
+import random
+import threading
+import time
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+Action = Literal["ok", "429", "5xx", "reset", "malformed"]
+
+
+@dataclass
+class Faults:
+    """What goes wrong, and how often. Rates are probabilities per request (0..1)."""
+
+    rate_429: float = 0.0
+    burst_429_every: int = 0  # after every N requests ...
+    burst_429_length: int = 0  # ... this many answer 429 in a row
+    retry_after: float | None = None  # seconds sent as Retry-After on injected 429s; None: no header
+    rate_5xx: float = 0.0
+    rate_reset: float = 0.0  # connection reset after half the body was sent
+    rate_malformed: float = 0.0  # 200 with a truncated JSON body
+    drop_rate: float = 0.0  # records silently left out of pages (totalHits unchanged)
+    latency_ms: float = 0.0
+    latency_jitter_ms: float = 0.0  # uniform extra latency in [0, jitter)
+    rate_cap: int = 200  # requests per second before 429 "Rate limit exceeded"; 0: no cap
+
+    def update(self, **changes: Any) -> None:
+        names = {f.name for f in fields(self)}
+        unknown = set(changes) - names
+        if unknown:
+            raise ValueError(f"unknown fault knob(s): {', '.join(sorted(unknown))}")
+        for name, value in changes.items():
+            setattr(self, name, value)
+
+
+class FaultInjector:
+    """Decides each request's fate; thread-safe; seeded so a fault sequence can be replayed."""
+
+    def __init__(self, faults: Faults, seed: int) -> None:
+        self.faults = faults
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self._count = 0
+        self._window: collections.deque[float] = collections.deque()
+
+    def latency(self) -> float:
+        f = self.faults
+        with self._lock:
+            jitter = self._rng.random() * f.latency_jitter_ms if f.latency_jitter_ms else 0.0
+        return (f.latency_ms + jitter) / 1000
+
+    def decide(self) -> tuple[Action, bool]:
+        """``(action, over_cap)``; ``over_cap`` is the rate limiter's 429, not an injected one."""
+        f = self.faults
+        with self._lock:
+            now = time.monotonic()
+            self._window.append(now)
+            while self._window and self._window[0] <= now - 1.0:
+                self._window.popleft()
+            if f.rate_cap and len(self._window) > f.rate_cap:
+                return "429", True
+            self._count += 1
+            if f.burst_429_every and f.burst_429_length:
+                period = f.burst_429_every + f.burst_429_length
+                if (self._count - 1) % period >= f.burst_429_every:
+                    return "429", False
+            roll = self._rng.random()
+            for action, rate in (
+                ("429", f.rate_429),
+                ("5xx", f.rate_5xx),
+                ("reset", f.rate_reset),
+                ("malformed", f.rate_malformed),
+            ):
+                if roll < rate:
+                    return action, False  # type: ignore[return-value]
+                roll -= rate
+            return "ok", False
+
+    def keep_record(self) -> bool:
+        if not self.faults.drop_rate:
+            return True
+        with self._lock:
+            return self._rng.random() >= self.faults.drop_rate
+
+
+class Stats:
+    """Requests per endpoint and status, peak requests in any one-second window, and a log."""
+
+    def __init__(self, log_size: int = 200_000) -> None:
+        self._lock = threading.Lock()
+        self._log_size = log_size
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.by_endpoint: collections.Counter[str] = collections.Counter()
+            self.by_status: collections.Counter[int] = collections.Counter()
+            self.records_served = 0
+            self.peak_rps = 0
+            self._arrivals: collections.deque[float] = collections.deque()
+            self.log: collections.deque[dict] = collections.deque(maxlen=self._log_size)
+
+    def arrival(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self._arrivals.append(now)
+            while self._arrivals[0] <= now - 1.0:
+                self._arrivals.popleft()
+            self.peak_rps = max(self.peak_rps, len(self._arrivals))
+
+    def record(self, endpoint: str, status: int, query: dict[str, list[str]], records: int) -> None:
+        with self._lock:
+            self.by_endpoint[endpoint] += 1
+            self.by_status[status] += 1
+            self.records_served += records
+            self.log.append({"endpoint": endpoint, "status": status, "query": query, "records": records})
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return {
+                "requests": dict(self.by_endpoint),
+                "statuses": {str(k): v for k, v in self.by_status.items()},
+                "total_requests": sum(self.by_endpoint.values()),
+                "records_served": self.records_served,
+                "peak_rps": self.peak_rps,
+            }
+
+    def requests(self) -> list[dict]:
+        with self._lock:
+            return list(self.log)
+
+
+def faults_dict(f: Faults) -> dict:
+    return asdict(f)
