@@ -2,10 +2,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
+import dlt
+import duckdb
 import pytest
 
 from aptrinsic_dagster.sandbox import DataConfig, Faults, Sandbox, SandboxConfig
+from aptrinsic_dagster.sources.aptrinsic.pipeline import duckdb_destination, make_pipeline
 
 API_KEY = "test-key-0123456789abcdef"
 # A fixed calendar so windows and partitions in tests never depend on the day they run.
@@ -18,6 +22,20 @@ def ms(day: dt.date) -> int:
 
 
 SandboxFactory = Callable[..., Sandbox]
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No real key or URL from the developer's shell; quick retries so fault tests stay fast."""
+    for name in (
+        "APTRINSIC_API_KEY",
+        "APTRINSIC_BASE_URL",
+        "APTRINSIC_DUCKDB_PATH",
+        "SOURCES__APTRINSIC__API_KEY",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RUNTIME__REQUEST_BACKOFF_FACTOR", "0.02")
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_RETRY_DELAY", "0.5")
 
 
 @pytest.fixture
@@ -53,3 +71,23 @@ def make_sandbox() -> Iterator[SandboxFactory]:
 @pytest.fixture
 def sandbox(make_sandbox: SandboxFactory) -> Sandbox:
     return make_sandbox()
+
+
+@pytest.fixture
+def duckdb_path(tmp_path: Path) -> Path:
+    return tmp_path / "aptrinsic.duckdb"
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path, duckdb_path: Path) -> dlt.Pipeline:
+    """The project's pipeline, writing a DuckDB file and a working dir of its own under tmp_path."""
+    return make_pipeline(duckdb_destination(duckdb_path), pipelines_dir=str(tmp_path / "pipelines"))
+
+
+def query(path: Path, sql: str, *params: object) -> list[tuple]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute(sql, list(params)).fetchall()
+
+
+def row_count(path: Path, table: str) -> int:
+    return query(path, f"SELECT count(*) FROM aptrinsic_data.{table}")[0][0]

@@ -141,9 +141,7 @@ def test_page_number_paging_ends_on_is_last_page(make_sandbox: SandboxFactory):
 
 def test_windows_are_half_open_and_a_midnight_event_lands_in_exactly_one(sandbox: Sandbox):
     midnight = END_MS - 2 * DAY_MS  # data day 12 of 14; every third day opens with an event at 00:00:00.000
-    at_midnight = get(
-        sandbox, "/v1/events/custom", pageSize=5, filter=f"date>={midnight};date<{midnight + 1}"
-    )
+    at_midnight = get(sandbox, "/v1/events/custom", pageSize=5, filter=f"date>={midnight};date<{midnight + 1}")
     assert [e["date"] for e in at_midnight.json()["customEvents"]] == [midnight]
     before = scroll_all(
         sandbox,
@@ -178,9 +176,7 @@ def test_iso_dates_inclusive_bounds_and_date_range_params_agree(sandbox: Sandbox
     ).json()["totalHits"]
     by_range = get(sandbox, "/v1/events/custom", dateRangeStart=start, dateRangeEnd=end).json()["totalHits"]
     inclusive = get(sandbox, "/v1/events/custom", filter=f"date>={start};date<={end - 1}").json()["totalHits"]
-    exclusive_start = get(sandbox, "/v1/events/custom", filter=f"date>{start - 1};date<{end}").json()[
-        "totalHits"
-    ]
+    exclusive_start = get(sandbox, "/v1/events/custom", filter=f"date>{start - 1};date<{end}").json()["totalHits"]
     assert (
         by_ms
         == by_iso
@@ -224,9 +220,7 @@ def test_sort_and_equality_filters(sandbox: Sandbox):
         e["date"] for e in scroll_all(sandbox, "/v1/events/pageView", "results", 1000, filter=WEEK)
     )
     user = desc[0]["identifyId"]
-    mine = scroll_all(
-        sandbox, "/v1/events/pageView", "results", 1000, filter=f"{WEEK};identifyId=={user.upper()}"
-    )
+    mine = scroll_all(sandbox, "/v1/events/pageView", "results", 1000, filter=f"{WEEK};identifyId=={user.upper()}")
     assert mine and {e["identifyId"] for e in mine} == {user}
     assert get(sandbox, "/v1/events/email", filter=WEEK, sort="accountId").status_code == 400
 
@@ -237,9 +231,7 @@ def test_auth_errors_use_the_externalapierror_envelope(make_sandbox: SandboxFact
         response = get(sandbox, "/v1/users", headers=headers)
         assert response.status_code == 401
         assert response.json()["externalapierror"]["status"] == "UNAUTHORIZED"
-    forbidden = get(
-        sandbox, "/v1/user/preferences/user-0000001", headers={"X-APTRINSIC-API-KEY": "read-less"}
-    )
+    forbidden = get(sandbox, "/v1/user/preferences/user-0000001", headers={"X-APTRINSIC-API-KEY": "read-less"})
     assert forbidden.status_code == 403 and forbidden.json()["externalapierror"]["status"] == "FORBIDDEN"
 
 
@@ -294,12 +286,8 @@ def test_schema_drift_knobs(make_sandbox: SandboxFactory):
     ).json()["users"]
     assert not any("region" in (u["customAttributes"] or {}) for u in plain)
     assert all("region" in u["customAttributes"] for u in drifted if u["customAttributes"] is not None)
-    assert {
-        type(u["customAttributes"]["seats"]) for u in plain if "seats" in (u["customAttributes"] or {})
-    } == {int}
-    assert {
-        type(u["customAttributes"]["seats"]) for u in drifted if "seats" in (u["customAttributes"] or {})
-    } == {str}
+    assert {type(u["customAttributes"]["seats"]) for u in plain if "seats" in (u["customAttributes"] or {})} == {int}
+    assert {type(u["customAttributes"]["seats"]) for u in drifted if "seats" in (u["customAttributes"] or {})} == {str}
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes(make_sandbox: SandboxFactory):

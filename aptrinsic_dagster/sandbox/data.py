@@ -732,9 +732,7 @@ def _view_event(ds: Dataset, h: int, g: int, date: int, survey: bool) -> dict:
             "executionDate": date - date % 60_000,
             "executionId": f"exec-{(h >> 30) % 100000:05d}",
             "viewEventId": _uuid(g, h),
-            "carouselState": ("COMPLETED" if completed else "VIEWED")
-            if content == "IN_APP_CAROUSEL"
-            else None,
+            "carouselState": ("COMPLETED" if completed else "VIEWED") if content == "IN_APP_CAROUSEL" else None,
             "slideId": "",
             "sequenceNumber": (g >> 14) % 5,
             "linkUrl": "",

@@ -89,9 +89,7 @@ class Sandbox:
         handler = type("Handler", (_Handler,), {"sandbox": self})
         self._server = ThreadingHTTPServer((self.config.host, self.config.port), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="aptrinsic-sandbox", daemon=True
-        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name="aptrinsic-sandbox", daemon=True)
         self._thread.start()
         return self
 
@@ -136,9 +134,7 @@ class Sandbox:
     # -- request handling ------------------------------------------------------------------
     def answer(self, path: str, query: dict[str, list[str]], api_key: str | None) -> tuple[str, bytes, int]:
         """``(endpoint template, JSON body, records in it)`` or raises ApiError."""
-        if api_key is None or (
-            api_key not in self.config.api_keys and api_key not in self.config.forbidden_keys
-        ):
+        if api_key is None or (api_key not in self.config.api_keys and api_key not in self.config.forbidden_keys):
             raise ApiError(401, "Unauthorized or bad API Key")
         if api_key in self.config.forbidden_keys:
             raise ApiError(403, "Access denied")
@@ -244,9 +240,7 @@ class Sandbox:
             rows = entity_rows(self.dataset, endpoint.collection)
             if len(groups) == 1 and not groups[0].terms and not sort:
                 return rows
-            records = [
-                r for r in map(orjson.loads, rows.slice(0, rows.total)) if any(g.matches(r) for g in groups)
-            ]
+            records = [r for r in map(orjson.loads, rows.slice(0, rows.total)) if any(g.matches(r) for g in groups)]
             return ListRows(_sorted(records, sort))
         try:
             windows = [resolve_window(g, self.now_ms()) for g in groups]
@@ -254,9 +248,7 @@ class Sandbox:
             raise ApiError(400, str(exc)) from None
         simple_sort = not sort or (len(sort) == 1 and sort[0][0] == "date")
         if len(groups) == 1 and not groups[0].terms and simple_sort:
-            return EventRows(
-                self.dataset, endpoint.collection, *windows[0], descending=bool(sort and sort[0][1])
-            )
+            return EventRows(self.dataset, endpoint.collection, *windows[0], descending=bool(sort and sort[0][1]))
         # Rare shapes (OR groups, non-date terms, other sorts): materialise the span and filter.
         span = EventRows(
             self.dataset,
@@ -351,14 +343,10 @@ class _Handler(BaseHTTPRequestHandler):
                 start = query.get("start", [None])[-1]
                 end = query.get("end", [None])[-1]
                 body = {
-                    "count": sb.count(
-                        query["endpoint"][-1], start and parse_instant(start), end and parse_instant(end)
-                    )
+                    "count": sb.count(query["endpoint"][-1], start and parse_instant(start), end and parse_instant(end))
                 }
             except (KeyError, QueryError) as exc:
-                return self._send(
-                    400, error_body(400, f"count needs a known endpoint: {exc}"), "", {}, count=False
-                )
+                return self._send(400, error_body(400, f"count needs a known endpoint: {exc}"), "", {}, count=False)
         else:
             return self._send(404, error_body(404, f"No control path {path}"), "", {}, count=False)
         self._send(200, orjson.dumps(body), "", {}, count=False)
@@ -376,9 +364,7 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         if count:
             self.sandbox.stats.record(endpoint, status, query, records)
-        self.send_response(
-            status, HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
-        )
+        self.send_response(status, HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "")
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         for name, value in (headers or {}).items():

@@ -1,0 +1,303 @@
+"""The dlt source under plain dlt, against the sandbox over real HTTP, into a real DuckDB file."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import math
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dlt
+import pytest
+
+from aptrinsic_dagster.sandbox import Faults, Sandbox
+from aptrinsic_dagster.sources.aptrinsic import (
+    COUNTS_TABLE,
+    TABLES,
+    AptrinsicConfigError,
+    AptrinsicError,
+    aptrinsic_source,
+)
+from aptrinsic_dagster.sources.aptrinsic.client import AptrinsicClient, RateLimiter, ScrollPaginator
+from aptrinsic_dagster.sources.aptrinsic.pipeline import load
+from aptrinsic_dagster.sources.aptrinsic.settings import EVENT_TABLES, SNAPSHOT_TABLES
+
+from .conftest import API_KEY, DAY_MS, END_DATE, SandboxFactory, ms, query, row_count
+
+START = END_DATE - dt.timedelta(days=7)
+WINDOW = (ms(START), ms(END_DATE))
+MAXIMA = {"/v1" + t.path: t.max_page_size for t in TABLES.values() if t.max_page_size}
+
+
+def source(sandbox: Sandbox, start: dt.date = START, end: dt.date = END_DATE, **kwargs: object):
+    return aptrinsic_source(start=start, end=end, api_key=API_KEY, base_url=sandbox.base_url, **kwargs)
+
+
+def test_every_table_loads_exactly_what_the_api_holds(make_sandbox: SandboxFactory, pipeline, duckdb_path):
+    sandbox = make_sandbox(users=1300, accounts=60, events_per_day=150)
+    load(pipeline, source(sandbox))
+    for table in EVENT_TABLES:
+        assert row_count(duckdb_path, table.name) == sandbox.count("/v1" + table.path, *WINDOW), table.name
+    for table in SNAPSHOT_TABLES:
+        assert row_count(duckdb_path, table.name) == sandbox.count("/v1" + table.path), table.name
+    assert row_count(duckdb_path, "user_preferences") == 1300
+    facts = dict(
+        query(
+            duckdb_path,
+            f"SELECT table_name, total_hits FROM aptrinsic_data.{COUNTS_TABLE} WHERE total_hits IS NOT NULL",
+        )
+    )
+    assert facts["users"] == 1300 and facts["events_custom"] == sandbox.count("/v1/events/custom", *WINDOW)
+
+
+def test_paging_sends_exactly_the_requests_needed_and_never_oversized(make_sandbox: SandboxFactory, pipeline):
+    sandbox = make_sandbox(users=2000, events_per_day=150, features=401)
+    load(pipeline, source(sandbox, preferences=False))
+    stats = sandbox.stats.snapshot()["requests"]
+    # 2000 users in pages of 1000: two full pages, then one empty page (the scrollId is never null).
+    assert stats["/v1/users"] == 3
+    for table in EVENT_TABLES:
+        hits = sandbox.count("/v1" + table.path, *WINDOW)
+        assert stats["/v1" + table.path] == math.floor(hits / 1000) + 1, table.name
+    assert stats["/v1/feature"] == 3  # 401 features at the maximum 200: pages 0, 1, 2 (the last has isLastPage)
+    for entry in sandbox.stats.requests():
+        size = entry["query"].get("pageSize")
+        if size:
+            assert 1 <= int(size[0]) <= MAXIMA[entry["endpoint"]], entry
+    assert set(sandbox.stats.snapshot()["statuses"]) == {"200"}
+
+
+def test_a_400_day_window_is_fetched_as_windows_of_at_most_190_days(
+    make_sandbox: SandboxFactory, pipeline, duckdb_path
+):
+    sandbox = make_sandbox(days=400, users=50, events_per_day=3)
+    start = END_DATE - dt.timedelta(days=400)
+    load(pipeline, source(sandbox, start=start, end=END_DATE, preferences=False).with_resources("events_lead"))
+    windows = sorted(
+        tuple(int(n) for n in re.fullmatch(r"date>=(\d+);date<(\d+)", entry["query"]["filter"][0]).groups())
+        for entry in sandbox.stats.requests()
+        if entry["endpoint"] == "/v1/events/lead" and "filter" in entry["query"]
+    )
+    assert len(windows) == 3
+    assert all(end - begin <= 190 * DAY_MS for begin, end in windows)
+    assert windows[0][0] == ms(start) and windows[-1][1] == ms(END_DATE)
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(windows)), "no gap, no overlap"
+    assert row_count(duckdb_path, "events_lead") == sandbox.count("/v1/events/lead", ms(start), ms(END_DATE))
+
+
+def test_boundary_events_land_in_exactly_one_of_two_adjacent_windows(
+    make_sandbox: SandboxFactory, pipeline, duckdb_path
+):
+    sandbox = make_sandbox(users=50, events_per_day=40)
+    midnight = END_DATE - dt.timedelta(days=2)  # a data day that opens with an event at 00:00:00.000
+    load(pipeline, source(sandbox, midnight - dt.timedelta(days=1), midnight).with_resources("events_session"))
+    before = row_count(duckdb_path, "events_session")
+    load(pipeline, source(sandbox, midnight, midnight + dt.timedelta(days=1)).with_resources("events_session"))
+    after = row_count(duckdb_path, "events_session") - before
+    two_days = sandbox.count("/v1/events/session", ms(midnight) - DAY_MS, ms(midnight) + DAY_MS)
+    assert before + after == two_days
+    at_midnight = query(
+        duckdb_path,
+        "SELECT count(*) FROM aptrinsic_data.events_session WHERE date = ?",
+        dt.datetime.combine(midnight, dt.time(), dt.UTC),
+    )[0][0]
+    assert at_midnight == 1
+
+
+def _contents(path: Path, table: str) -> list[tuple]:
+    columns = [
+        c
+        for (c,) in query(
+            path,
+            "SELECT column_name FROM information_schema.columns WHERE "
+            "table_schema = 'aptrinsic_data' AND table_name = ? AND "
+            "column_name NOT LIKE '\\_dlt%' ESCAPE '\\' ORDER BY 1",
+            table,
+        )
+    ]
+    return query(path, f"SELECT {', '.join(columns)} FROM aptrinsic_data.{table} ORDER BY ALL")
+
+
+def test_reloading_a_window_and_a_snapshot_leaves_identical_tables(make_sandbox: SandboxFactory, pipeline, duckdb_path):
+    sandbox = make_sandbox(users=300, events_per_day=80)
+    tables = ["events_page_view", "events_email", "users", "accounts"]
+    load(pipeline, source(sandbox).with_resources(*tables))
+    first = {t: _contents(duckdb_path, t) for t in tables}
+    load(pipeline, source(sandbox).with_resources(*tables))
+    assert {t: _contents(duckdb_path, t) for t in tables} == first
+    assert all(first.values())
+
+
+def test_snapshot_refresh_removes_records_deleted_at_the_source(make_sandbox: SandboxFactory, pipeline, duckdb_path):
+    load(pipeline, source(make_sandbox(users=300)).with_resources("users"))
+    load(pipeline, source(make_sandbox(users=250)).with_resources("users"))
+    assert query(duckdb_path, "SELECT count(*), max(identify_id) FROM aptrinsic_data.users")[0] == (
+        250,
+        "user-0000249",
+    )
+
+
+def test_types_timestamps_json_and_flattened_columns(make_sandbox: SandboxFactory, pipeline, duckdb_path):
+    sandbox = make_sandbox(users=200)
+    load(pipeline, source(sandbox, preferences=False).with_resources("users", "events_page_view"))
+    types = dict(
+        query(
+            duckdb_path,
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'aptrinsic_data' AND table_name = 'users'",
+        )
+    )
+    assert types["create_date"] == types["last_seen_date"] == "TIMESTAMP WITH TIME ZONE"
+    assert types["property_keys"] == types["channel_metric_list"] == "JSON"
+    assert types["location__coordinates__latitude"] == "DOUBLE" and types["custom_attributes__plan"] == "VARCHAR"
+    never_seen = query(duckdb_path, "SELECT count(*) FROM aptrinsic_data.users WHERE last_seen_date IS NULL")
+    assert never_seen[0][0] > 0, "lastSeenDate 0 (never) lands as NULL, not 1970"
+    first_key = query(duckdb_path, "SELECT property_keys->>'$[0]' FROM aptrinsic_data.users LIMIT 1")[0][0]
+    assert first_key.startswith("AP-")
+    tabs = query(
+        duckdb_path,
+        "SELECT count(*) FROM aptrinsic_data.events_page_view WHERE query_params->'$.tab'->>'$[0]' = 'all'",
+    )
+    assert tabs[0][0] > 0
+
+
+def test_new_custom_attribute_adds_a_column_and_type_drift_goes_to_a_variant(
+    make_sandbox: SandboxFactory, pipeline, duckdb_path
+):
+    load(pipeline, source(make_sandbox(users=200)).with_resources("users"))
+    drifted = make_sandbox(users=200, extra_custom_attribute="region", seats_as_string=True)
+    load(pipeline, source(drifted).with_resources("users"))
+    types = dict(
+        query(
+            duckdb_path,
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'aptrinsic_data' AND table_name = 'users'",
+        )
+    )
+    assert types["custom_attributes__region"] == "VARCHAR"
+    assert types["custom_attributes__seats"] == "BIGINT" and types["custom_attributes__seats__v_text"] == "VARCHAR"
+    rows = query(
+        duckdb_path,
+        "SELECT custom_attributes__seats, custom_attributes__seats__v_text "
+        "FROM aptrinsic_data.users WHERE custom_attributes__seats__v_text IS NOT NULL",
+    )
+    assert rows and all(seats is None and text.endswith(" seats") for seats, text in rows)
+
+
+def test_faults_are_retried_and_counts_stay_exact(make_sandbox: SandboxFactory, pipeline, duckdb_path):
+    faults = Faults(rate_429=0.1, rate_5xx=0.05, rate_reset=0.05, latency_jitter_ms=5, rate_cap=0)
+    sandbox = make_sandbox(users=1200, events_per_day=100, faults=faults)
+    load(pipeline, source(sandbox, page_size=100))
+    statuses = sandbox.stats.snapshot()["statuses"]
+    assert {"429", "503", "0"} <= set(statuses), statuses  # the faults really happened
+    for table in EVENT_TABLES:
+        assert row_count(duckdb_path, table.name) == sandbox.count("/v1" + table.path, *WINDOW), table.name
+    assert row_count(duckdb_path, "users") == 1200 and row_count(duckdb_path, "user_preferences") == 1200
+
+
+def test_client_side_rate_cap_keeps_under_the_api_limit(make_sandbox: SandboxFactory, pipeline):
+    sandbox = make_sandbox(users=100, faults=Faults(rate_cap=40))
+    load(pipeline, source(sandbox, rate_limit=30))
+    stats = sandbox.stats.snapshot()
+    assert stats["peak_rps"] <= 40 and "429" not in stats["statuses"]
+
+
+@pytest.mark.parametrize(("key", "status"), [("wrong-key", 401), ("read-less", 403)])
+def test_bad_key_fails_fast_with_a_message_that_says_what_to_do(make_sandbox: SandboxFactory, pipeline, key, status):
+    sandbox = make_sandbox(forbidden_keys=("read-less",))
+    started = time.perf_counter()
+    with pytest.raises(Exception) as failure:
+        load(pipeline, aptrinsic_source(api_key=key, base_url=sandbox.base_url).with_resources("users"))
+    assert time.perf_counter() - started < 5
+    message = str(failure.value)
+    assert f"answered {status}" in message
+    assert "X-APTRINSIC-API-KEY" in message and "APTRINSIC_API_KEY" in message and "region" in message
+    assert key not in message
+    assert sandbox.stats.snapshot()["total_requests"] == 1, "no retry storm"
+
+
+def test_missing_key_and_oversized_page_fail_before_any_request(sandbox: Sandbox):
+    with pytest.raises(AptrinsicConfigError, match="APTRINSIC_API_KEY"):
+        aptrinsic_source(base_url=sandbox.base_url)
+    with pytest.raises(AptrinsicConfigError, match=r"allows 1\.\.200 on /feature"):
+        source(sandbox, page_sizes={"feature_flags": 500})
+    with pytest.raises(AptrinsicConfigError, match="region"):
+        aptrinsic_source(api_key=API_KEY, region="mars")
+    assert sandbox.stats.snapshot()["total_requests"] == 0
+
+
+def test_an_api_400_surfaces_the_api_message(sandbox: Sandbox):
+    client = AptrinsicClient(sandbox.base_url, API_KEY, RateLimiter(0))
+    with pytest.raises(AptrinsicError, match="Exceeded date range190days"):
+        list(
+            client.pages(
+                "/events/custom",
+                "customEvents",
+                ScrollPaginator(10),
+                {"filter": "date>=0;date<17000000000000"},
+            )
+        )
+
+
+def test_malformed_json_fails_clearly_and_commits_nothing(make_sandbox: SandboxFactory, pipeline, duckdb_path):
+    sandbox = make_sandbox(users=100, faults=Faults(rate_malformed=1.0))
+    with pytest.raises(Exception, match="malformed JSON for GET /v1/users"):
+        load(pipeline, source(sandbox).with_resources("users"))
+    assert not duckdb_path.exists() or not query(
+        duckdb_path, "SELECT * FROM information_schema.tables WHERE table_name = 'users'"
+    )
+
+
+def test_plain_dlt_script_then_dlt_cli_and_dataset(
+    make_sandbox: SandboxFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    sandbox = make_sandbox(users=120, events_per_day=20)
+    env = {
+        **os.environ,
+        "APTRINSIC_API_KEY": API_KEY,
+        "APTRINSIC_BASE_URL": sandbox.base_url,
+        "DLT_DATA_DIR": str(tmp_path / "dlt"),
+        "APTRINSIC_DUCKDB_PATH": str(tmp_path / "aptrinsic.duckdb"),
+    }
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run(
+        [
+            sys.executable,
+            str(root / "aptrinsic_pipeline.py"),
+            "--start",
+            START.isoformat(),
+            "--end",
+            END_DATE.isoformat(),
+        ],
+        cwd=root,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    info = subprocess.run(
+        [str(Path(sys.executable).parent / "dlt"), "pipeline", "aptrinsic_pipeline", "info"],
+        cwd=root,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "aptrinsic_data" in info and "users" in info
+    # .dlt/config.toml points dlt at aptrinsic.duckdb; here the file is elsewhere.
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(tmp_path / "aptrinsic.duckdb"))
+    pipeline = dlt.pipeline("aptrinsic_pipeline", pipelines_dir=str(tmp_path / "dlt" / "pipelines"))
+    assert len(pipeline.dataset().users.df()) == 120
+    assert len(pipeline.dataset().events_custom.df()) == sandbox.count("/v1/events/custom", *WINDOW)
+
+
+def test_requests_carry_the_documented_window_and_sort(make_sandbox: SandboxFactory, pipeline):
+    sandbox = make_sandbox(users=20, events_per_day=5)
+    load(pipeline, source(sandbox).with_resources("events_custom"))
+    first = next(e for e in sandbox.stats.requests() if e["endpoint"] == "/v1/events/custom")
+    assert first["query"]["filter"] == [f"date>={WINDOW[0]};date<{WINDOW[1]}"]
+    assert first["query"]["sort"] == ["date"] and first["query"]["pageSize"] == ["1000"]

@@ -1,0 +1,30 @@
+"""Load every Aptrinsic table for one event window with plain dlt (no Dagster), into aptrinsic.duckdb.
+
+    APTRINSIC_API_KEY=... python aptrinsic_pipeline.py --start 2026-01-01 --end 2026-02-01
+
+Afterwards: `dlt pipeline aptrinsic_pipeline info`, or in Python
+`dlt.pipeline("aptrinsic_pipeline").dataset().users.df()`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from aptrinsic_dagster.sources.aptrinsic import aptrinsic_source
+from aptrinsic_dagster.sources.aptrinsic.pipeline import load, make_pipeline
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--start", help="first instant of the event window (UTC date or ISO); default: yesterday")
+    parser.add_argument("--end", help="end of the window, exclusive; default: today 00:00 UTC")
+    parser.add_argument("--no-preferences", action="store_true", help="skip user_preferences (one request per user)")
+    args = parser.parse_args()
+    pipeline = make_pipeline()
+    source = aptrinsic_source(start=args.start, end=args.end, preferences=not args.no_preferences)
+    for info in load(pipeline, source):
+        print(info)
+
+
+if __name__ == "__main__":
+    main()
