@@ -25,8 +25,11 @@ format: setup
 	.venv/bin/ruff check --fix .
 	.venv/bin/ruff format .
 
-demo: setup  ## until the Dagster layer lands: serve the sandbox (Ctrl-C stops it)
-	.venv/bin/python -m aptrinsic_dagster.sandbox --port 8765
+demo: setup  ## the main job: sandbox -> Dagster -> aptrinsic.duckdb, checks, a printed summary
+	.venv/bin/python -m aptrinsic_dagster.demo
+
+dev: setup  ## the sandbox plus `dagster dev` (UI on http://127.0.0.1:3000)
+	.venv/bin/python -m aptrinsic_dagster.dev
 
 sandbox: setup
 	.venv/bin/python -m aptrinsic_dagster.sandbox --port 8765

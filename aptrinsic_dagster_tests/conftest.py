@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import dagster as dg
 import dlt
 import duckdb
 import pytest
@@ -91,3 +93,37 @@ def query(path: Path, sql: str, *params: object) -> list[tuple]:
 
 def row_count(path: Path, table: str) -> int:
     return query(path, f"SELECT count(*) FROM aptrinsic_data.{table}")[0][0]
+
+
+@pytest.fixture(scope="session")
+def defs() -> dg.Definitions:
+    from aptrinsic_dagster.definitions import defs as load_defs
+
+    return load_defs()
+
+
+@dataclass
+class Deployment:
+    """A sandbox plus the environment the Dagster resources read, as an operator would set it."""
+
+    sandbox: Sandbox
+    duckdb_path: Path
+    pipelines_dir: Path
+    instance: dg.DagsterInstance
+
+
+@pytest.fixture
+def deploy(make_sandbox: SandboxFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Deployment]:
+    """``deploy(users=..., faults=...)``: a sandbox, and APTRINSIC_* env pointing Dagster at it."""
+
+    def make(**sandbox_args: object) -> Deployment:
+        sandbox = make_sandbox(**sandbox_args)
+        monkeypatch.setenv("APTRINSIC_API_KEY", API_KEY)
+        monkeypatch.setenv("APTRINSIC_BASE_URL", sandbox.base_url)
+        monkeypatch.setenv("APTRINSIC_DUCKDB_PATH", str(tmp_path / "aptrinsic.duckdb"))
+        monkeypatch.setenv("APTRINSIC_PIPELINES_DIR", str(tmp_path / "pipelines"))
+        return Deployment(
+            sandbox, tmp_path / "aptrinsic.duckdb", tmp_path / "pipelines", dg.DagsterInstance.ephemeral()
+        )
+
+    return make

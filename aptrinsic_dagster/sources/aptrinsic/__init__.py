@@ -181,7 +181,9 @@ def split_windows(
 
 
 def window_key(start: dt.datetime | None, end: dt.datetime | None) -> str:
-    return SNAPSHOT_WINDOW if start is None or end is None else f"{start.isoformat()}/{end.isoformat()}"
+    if start is None or end is None:
+        return SNAPSHOT_WINDOW
+    return f"{start.astimezone(dt.UTC).isoformat()}/{end.astimezone(dt.UTC).isoformat()}"
 
 
 def _ms(instant: dt.datetime) -> int:

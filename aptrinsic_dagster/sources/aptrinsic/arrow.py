@@ -6,6 +6,8 @@
 - Epoch-millisecond ``date``/``*Date`` fields become ``timestamp[us, UTC]``; ``0`` (the API's
   "never") becomes null.
 - Names are dlt's snake_case, so they are the DuckDB column names.
+- A field null throughout a page still gets its column, typed as the contract types it
+  (strings where the contract is silent); free-form ``customAttributes`` keys wait for a value.
 - A column whose type changes (say a custom attribute from number to string) keeps its first
   type; values of the new type go to a variant column ``<name>__v_<type>``, as dlt does for JSON
   items, instead of failing the load or silently truncating.
@@ -19,6 +21,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.common.normalizers.naming.snake_case import NamingConvention
+
+from .settings import CONTRACT_BOOLS, CONTRACT_DOUBLES, CONTRACT_INTS
 
 _naming = NamingConvention()
 _TIMESTAMP = pa.timestamp("us", tz="UTC")  # DuckDB TIMESTAMPTZ has microsecond precision
@@ -61,6 +65,8 @@ def to_arrow(records: list[dict], json_fields: tuple[str, ...]) -> pa.Table:
     columns, names = [], []
     for name, column in zip(table.column_names, table.columns, strict=True):
         leaf = name.rsplit(".", 1)[-1]
+        if pa.types.is_null(column.type) and not name.startswith("customAttributes."):
+            column = column.cast(_contract_type(leaf))
         if (leaf == "date" or leaf.endswith("Date")) and pa.types.is_integer(column.type):
             column = pc.multiply(pc.if_else(pc.equal(column, 0), None, column.cast(pa.int64())), 1000).cast(_TIMESTAMP)
         elif pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
@@ -70,6 +76,19 @@ def to_arrow(records: list[dict], json_fields: tuple[str, ...]) -> pa.Table:
         columns.append(column)
         names.append(column_name(name))
     return pa.table(columns, names=names)
+
+
+def _contract_type(leaf: str) -> pa.DataType:
+    """The type a field of the contract has, for a column that is null throughout a page."""
+    if leaf == "date" or leaf.endswith("Date"):
+        return pa.int64()  # epoch milliseconds, turned into a timestamp next
+    if leaf in CONTRACT_BOOLS:
+        return pa.bool_()
+    if leaf in CONTRACT_INTS:
+        return pa.int64()
+    if leaf in CONTRACT_DOUBLES:
+        return pa.float64()
+    return pa.string()
 
 
 def _from_mixed(records: list[dict]) -> pa.Table:

@@ -18,6 +18,28 @@ DEFAULT_RATE_LIMIT = 150.0  # requests/s; the API allows ~200/s and answers 429 
 DEFAULT_PREFERENCE_WORKERS = 8
 COUNTS_TABLE = "_aptrinsic_api_counts"  # what the API reported per table and window
 
+# Non-string scalar fields of the contract's definitions (no name has two types there). A page
+# where such a field is null throughout still creates its column with the contract's type.
+CONTRACT_BOOLS = frozenset(
+    ["contactMeAllowed", "globalUnsubscribe", "guidedTours", "onboardingBot", "productUpdates", "surveys", "trackUsage"]
+)
+CONTRACT_INTS = frozenset(
+    [
+        "healthScore",
+        "linkIndex",
+        "numberOfEmployees",
+        "numberOfRecordsProcessed",
+        "numberOfUsers",
+        "numberOfVisits",
+        "priority",
+        "score",
+        "screenHeight",
+        "screenWidth",
+        "sequenceNumber",
+    ]
+)
+CONTRACT_DOUBLES = frozenset(["latitude", "longitude", "nps"])
+
 Paging = Literal["scroll", "page", "none"]
 _EVENT_JSON = ("globalContext",)
 

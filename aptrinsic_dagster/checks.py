@@ -1,0 +1,179 @@
+"""Checks on every table, built on the facts the load recorded (``_aptrinsic_api_counts``).
+
+- ``rows_match_api`` (ERROR, blocking): rows in the warehouse for the run's window (events) or
+  for the snapshot equal what the API reported: ``totalHits`` on scroll endpoints, else the
+  records the API delivered.
+- ``no_duplicate_keys`` (ERROR): no primary key appears twice (in the window, for events).
+- ``not_empty`` (WARN): the API reported records but the table holds none.
+
+Event checks read the run's partition window from its tags; run on their own (no partition),
+they check the most recently loaded API window.
+"""
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import dagster as dg
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
+
+from .assets import EVENT_NAMES, POOL, SNAPSHOT_NAMES, asset_key
+from .partitions import daily_partitions
+from .resources import AptrinsicResource, WarehouseResource
+from .sources.aptrinsic import COUNTS_TABLE, TABLES, split_windows, window_key
+from .sources.aptrinsic.arrow import column_name
+
+ROWS_MATCH_API = "rows_match_api"
+NO_DUPLICATE_KEYS = "no_duplicate_keys"
+NOT_EMPTY = "not_empty"
+Window = tuple[dt.datetime, dt.datetime]
+
+
+def _specs(tables: Sequence[str]) -> list[dg.AssetCheckSpec]:
+    specs = []
+    for name in tables:
+        key = asset_key(name)
+        specs += [
+            dg.AssetCheckSpec(
+                ROWS_MATCH_API,
+                asset=key,
+                blocking=True,
+                description="Rows in the warehouse equal what the API reported for the window or snapshot.",
+            ),
+            dg.AssetCheckSpec(NO_DUPLICATE_KEYS, asset=key, description="No primary key appears twice."),
+            dg.AssetCheckSpec(NOT_EMPTY, asset=key, description="Warns when the API had records and none landed."),
+        ]
+    return specs
+
+
+def run_window(tags: dict[str, str]) -> Window | None:
+    """The event window of a run from its partition tags (a single key or a range)."""
+    key = tags.get("dagster/partition")
+    first = tags.get("dagster/asset_partition_range_start", key)
+    last = tags.get("dagster/asset_partition_range_end", key)
+    if not first or not last:
+        return None
+    return (
+        daily_partitions.time_window_for_partition_key(first).start,
+        daily_partitions.time_window_for_partition_key(last).end,
+    )
+
+
+class _Facts:
+    """Reads the warehouse for one table: the API's facts and the rows that landed."""
+
+    def __init__(self, sql: Any, table: str) -> None:
+        self.sql, self.table = sql, table
+        self.counts = sql.make_qualified_table_name(COUNTS_TABLE)
+        self.target = sql.make_qualified_table_name(table)
+
+    def _one(self, query: str, *args: Any) -> tuple:
+        try:
+            rows = self.sql.execute_sql(query, *args)
+        except DatabaseUndefinedRelation:  # nothing was ever loaded into it
+            return (None,)
+        return tuple(rows[0]) if rows else (None,)
+
+    def expected(self, keys: list[str]) -> tuple[int | None, list[str]]:
+        """Sum of what the API reported for ``keys``, and the keys it has no facts for."""
+        placeholders = ", ".join(["%s"] * len(keys))
+        try:
+            rows = self.sql.execute_sql(
+                f"SELECT window_key, coalesce(total_hits, records_fetched - duplicates_skipped) FROM {self.counts} "
+                f"WHERE table_name = %s AND window_key IN ({placeholders})",
+                self.table,
+                *keys,
+            )
+        except DatabaseUndefinedRelation:
+            rows = []
+        found = dict(rows or [])
+        missing = [k for k in keys if k not in found]
+        return (None if missing else sum(found.values())), missing
+
+    def latest_window(self) -> Window | None:
+        start, *rest = self._one(
+            f"SELECT window_start, window_end FROM {self.counts} WHERE table_name = %s AND window_start IS NOT NULL "
+            "ORDER BY fetched_at DESC LIMIT 1",
+            self.table,
+        )
+        return None if start is None else (start, rest[0])
+
+    def rows(self, window: Window | None) -> tuple[int, int]:
+        """``(rows, rows - distinct primary keys)`` in the table, within ``window`` if given."""
+        pk = column_name(TABLES[self.table].primary_key)
+        where, args = ("WHERE date >= %s AND date < %s", window) if window else ("", ())
+        rows, dupes = self._one(f"SELECT count(*), count(*) - count(DISTINCT {pk}) FROM {self.target} {where}", *args)
+        return rows or 0, dupes or 0
+
+
+def _evaluate(sql: Any, table: str, window: Window | None, window_days: int, selected: set[str]) -> Iterator[Any]:
+    facts = _Facts(sql, table)
+    windowed = TABLES[table].windowed
+    if windowed:
+        window = window or facts.latest_window()
+        keys = [window_key(a, b) for a, b in split_windows(*window, window_days)] if window else []
+    else:
+        keys = [window_key(None, None)]
+    expected, missing = facts.expected(keys) if keys else (None, ["(no load recorded)"])
+    actual, duplicates = facts.rows(window if windowed else None)
+    meta = {
+        "expected": expected if expected is not None else "unknown",
+        "actual": actual,
+        "window": f"[{window[0].isoformat()}, {window[1].isoformat()})" if windowed and window else "snapshot",
+    }
+    key = asset_key(table)
+    if ROWS_MATCH_API in selected:
+        description = (
+            f"No API facts for window(s) {', '.join(missing)}: was this window loaded?"
+            if missing
+            else f"{actual} rows in the warehouse, {expected} reported by the API"
+        )
+        yield dg.AssetCheckResult(
+            asset_key=key,
+            check_name=ROWS_MATCH_API,
+            passed=not missing and actual == expected,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={**meta, "detail": description},
+        )
+    if NO_DUPLICATE_KEYS in selected:
+        yield dg.AssetCheckResult(
+            asset_key=key,
+            check_name=NO_DUPLICATE_KEYS,
+            passed=duplicates == 0,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={**meta, "duplicate_rows": duplicates},
+        )
+    if NOT_EMPTY in selected:
+        yield dg.AssetCheckResult(
+            asset_key=key,
+            check_name=NOT_EMPTY,
+            passed=not (expected and actual == 0),
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata=meta,
+        )
+
+
+def _build(name: str, tables: Sequence[str]) -> dg.AssetChecksDefinition:
+    @dg.multi_asset_check(specs=_specs(tables), name=name, can_subset=True, pool=POOL)
+    def _checks(
+        context: dg.AssetCheckExecutionContext, aptrinsic: AptrinsicResource, warehouse: WarehouseResource
+    ) -> Iterator[dg.AssetCheckResult]:
+        selected: dict[str, set[str]] = {}
+        for check in context.selected_asset_check_keys:
+            selected.setdefault(check.asset_key.path[-1], set()).add(check.name)
+        window = run_window(context.run.tags)
+        with warehouse.sql(context.run.run_id) as sql:
+            for table in tables:
+                if table in selected:
+                    yield from _evaluate(sql, table, window, aptrinsic.window_days, selected[table])
+
+    return _checks
+
+
+def build_checks() -> list[dg.AssetChecksDefinition]:
+    return [
+        _build("aptrinsic_event_checks", EVENT_NAMES),
+        _build("aptrinsic_snapshot_checks", SNAPSHOT_NAMES),
+        # Apart from the snapshots: users' blocking check must pass before preferences load.
+        _build("aptrinsic_user_preferences_checks", ["user_preferences"]),
+    ]

@@ -1,0 +1,94 @@
+"""Real materializations through Dagster against the sandbox, into a real DuckDB file."""
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from aptrinsic_dagster.sandbox import Faults
+from aptrinsic_dagster.sources.aptrinsic.settings import EVENT_TABLES, SNAPSHOT_TABLES
+
+from .conftest import API_KEY, Deployment, ms, query, row_count
+
+RANGE = {"dagster/asset_partition_range_start": "2026-03-12", "dagster/asset_partition_range_end": "2026-03-13"}
+RANGE_MS = (ms(dt.date(2026, 3, 12)), ms(dt.date(2026, 3, 14)))
+
+
+def run(defs: dg.Definitions, deployment: Deployment, job: str, **kwargs) -> dg.ExecuteInProcessResult:
+    return defs.resolve_job_def(job).execute_in_process(instance=deployment.instance, raise_on_error=False, **kwargs)
+
+
+def checks(result: dg.ExecuteInProcessResult) -> dict[tuple[str, str], dg.AssetCheckEvaluation]:
+    return {(e.asset_key.path[-1], e.check_name): e for e in result.get_asset_check_evaluations()}
+
+
+def test_every_asset_materializes_with_the_api_counts_and_checks_pass(defs, deploy):
+    deployment = deploy(users=400, accounts=30, events_per_day=60)
+    snapshots = run(defs, deployment, "aptrinsic_snapshots")
+    assert snapshots.success
+    events = run(defs, deployment, "aptrinsic_daily_events", tags=RANGE)
+    assert events.success
+    sandbox, path = deployment.sandbox, deployment.duckdb_path
+    for table in SNAPSHOT_TABLES:
+        assert row_count(path, table.name) == sandbox.count("/v1" + table.path), table.name
+    assert row_count(path, "user_preferences") == 400
+    for table in EVENT_TABLES:
+        assert row_count(path, table.name) == sandbox.count("/v1" + table.path, *RANGE_MS), table.name
+    evaluations = {**checks(snapshots), **checks(events)}
+    assert len(evaluations) == 66 and all(e.passed for e in evaluations.values())
+    users_check = evaluations[("users", "rows_match_api")].metadata
+    assert users_check["expected"].value == users_check["actual"].value == 400
+    window = evaluations[("events_lead", "rows_match_api")].metadata["window"].value
+    assert window == "[2026-03-12T00:00:00+00:00, 2026-03-14T00:00:00+00:00)"
+    materialized = events.asset_materializations_for_node("load_aptrinsic_events")
+    assert {m.partition for m in materialized} == {"2026-03-12", "2026-03-13"}
+    assert all("dagster/column_schema" in m.metadata for m in materialized)
+
+
+def _contents(path: Path, table: str) -> list[tuple]:
+    return query(path, f"SELECT * EXCLUDE (_dlt_load_id) FROM aptrinsic_data.{table} ORDER BY event_id")
+
+
+def test_rerunning_a_partition_leaves_identical_rows(defs, deploy):
+    deployment = deploy(users=100, events_per_day=80)
+    assert run(defs, deployment, "aptrinsic_daily_events", partition_key="2026-03-10").success
+    before = {t.name: _contents(deployment.duckdb_path, t.name) for t in EVENT_TABLES}
+    assert run(defs, deployment, "aptrinsic_daily_events", partition_key="2026-03-10").success
+    assert {t.name: _contents(deployment.duckdb_path, t.name) for t in EVENT_TABLES} == before
+    assert all(before.values())
+
+
+def test_reconciliation_fails_when_the_api_drops_records_and_blocks_downstream(defs, deploy):
+    deployment = deploy(users=3000, events_per_day=300, faults=Faults(drop_rate=0.02))
+    snapshots = run(defs, deployment, "aptrinsic_snapshots")
+    assert not snapshots.success
+    evaluation = checks(snapshots)[("users", "rows_match_api")]
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
+    assert evaluation.metadata["expected"].value == 3000 > evaluation.metadata["actual"].value
+    # The blocking check stops user_preferences, which would read an incomplete users table.
+    assert not snapshots.asset_materializations_for_node("load_aptrinsic_user_preferences")
+    events = run(defs, deployment, "aptrinsic_daily_events", partition_key="2026-03-10")
+    failed = [k for k, e in checks(events).items() if k[1] == "rows_match_api" and not e.passed]
+    assert len(failed) == 11
+
+
+def test_without_a_key_the_run_fails_at_start_and_sends_nothing(defs, deploy, monkeypatch: pytest.MonkeyPatch):
+    deployment = deploy(users=10)
+    monkeypatch.delenv("APTRINSIC_API_KEY")
+    result = run(defs, deployment, "aptrinsic_snapshots")
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_failure)
+    assert "No Aptrinsic API key" in str(failure.event_specific_data) and "APTRINSIC_API_KEY" in str(
+        failure.event_specific_data
+    )
+    assert deployment.sandbox.stats.snapshot()["total_requests"] == 0
+
+
+def test_the_key_appears_in_no_event_log_record(defs, deploy):
+    deployment = deploy(users=50, events_per_day=10)
+    result = run(defs, deployment, "aptrinsic_snapshots")
+    assert result.success
+    records = deployment.instance.get_records_for_run(result.run_id).records
+    assert records and not any(API_KEY in str(r.event_log_entry) for r in records)
+    assert API_KEY not in str(deployment.instance.get_run_by_id(result.run_id).run_config)
