@@ -80,62 +80,38 @@ def _load(
             yield result._replace(metadata={**(result.metadata or {}), **extra})
 
 
+def _dlt_assets(source: Any, pipeline: dlt.Pipeline, name: str, tables: list[str], daily: bool = False) -> Any:
+    @dlt_assets(
+        dlt_source=source.with_resources(*tables),
+        dlt_pipeline=pipeline,
+        name=name,
+        dagster_dlt_translator=AptrinsicTranslator(),
+        partitions_def=daily_partitions if daily else None,
+        # One run for a whole backfill range: one process, one dlt load, API windows of up to
+        # 190 days fetched by all event tables at once; DuckDB takes one writer anyway.
+        backfill_policy=dg.BackfillPolicy.single_run() if daily else None,
+        pool=POOL,
+    )
+    def _assets(
+        context: dg.AssetExecutionContext,
+        dlt: DagsterDltResource,
+        aptrinsic: AptrinsicResource,
+        warehouse: WarehouseResource,
+    ) -> Iterator[dg.MaterializeResult]:
+        window = context.partition_time_window if daily else None
+        start, end = (window.start, window.end) if window else (None, None)
+        yield from _load(context, dlt, aptrinsic.source(start, end, _selected(context)), warehouse, window)
+
+    return _assets
+
+
 def build_assets(pipeline: dlt.Pipeline) -> list[dg.AssetsDefinition]:
     """The assets; ``pipeline`` only tells dagster-dlt the destination at definition time."""
     # Never used to send a request: only its resource names and hints are read here.
     source = aptrinsic_source(api_key="definition-time-only", base_url="http://127.0.0.1:9/v1")
-    translator = AptrinsicTranslator()
-
-    @dlt_assets(
-        dlt_source=source.with_resources(*EVENT_NAMES),
-        dlt_pipeline=pipeline,
-        name="load_aptrinsic_events",
-        dagster_dlt_translator=translator,
-        partitions_def=daily_partitions,
-        # One run for a whole backfill range: one process, one dlt load, API windows of up to
-        # 190 days fetched by all event tables at once; DuckDB takes one writer anyway.
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        pool=POOL,
-    )
-    def load_aptrinsic_events(
-        context: dg.AssetExecutionContext,
-        dlt: DagsterDltResource,
-        aptrinsic: AptrinsicResource,
-        warehouse: WarehouseResource,
-    ) -> Iterator[dg.MaterializeResult]:
-        window = context.partition_time_window
-        yield from _load(
-            context, dlt, aptrinsic.source(window.start, window.end, _selected(context)), warehouse, window
-        )
-
-    @dlt_assets(
-        dlt_source=source.with_resources(*SNAPSHOT_NAMES),
-        dlt_pipeline=pipeline,
-        name="load_aptrinsic_snapshots",
-        dagster_dlt_translator=translator,
-        pool=POOL,
-    )
-    def load_aptrinsic_snapshots(
-        context: dg.AssetExecutionContext,
-        dlt: DagsterDltResource,
-        aptrinsic: AptrinsicResource,
-        warehouse: WarehouseResource,
-    ) -> Iterator[dg.MaterializeResult]:
-        yield from _load(context, dlt, aptrinsic.source(None, None, _selected(context)), warehouse)
-
-    @dlt_assets(
-        dlt_source=source.with_resources(PREFERENCES.name),
-        dlt_pipeline=pipeline,
-        name="load_aptrinsic_user_preferences",
-        dagster_dlt_translator=translator,
-        pool=POOL,
-    )
-    def load_aptrinsic_user_preferences(
-        context: dg.AssetExecutionContext,
-        dlt: DagsterDltResource,
-        aptrinsic: AptrinsicResource,
-        warehouse: WarehouseResource,
-    ) -> Iterator[dg.MaterializeResult]:
-        yield from _load(context, dlt, aptrinsic.source(None, None, [PREFERENCES.name]), warehouse)
-
-    return [load_aptrinsic_events, load_aptrinsic_snapshots, load_aptrinsic_user_preferences]
+    return [
+        _dlt_assets(source, pipeline, "load_aptrinsic_events", EVENT_NAMES, daily=True),
+        _dlt_assets(source, pipeline, "load_aptrinsic_snapshots", SNAPSHOT_NAMES),
+        # Its own step, after users: it reads the identifyIds the users load left in the warehouse.
+        _dlt_assets(source, pipeline, "load_aptrinsic_user_preferences", [PREFERENCES.name]),
+    ]

@@ -17,7 +17,7 @@ import requests
 from .conftest import API_KEY, DAY_MS, Deployment, ms, row_count
 
 ROOT = Path(__file__).resolve().parents[1]
-PARTITIONS = ["2026-03-09", "2026-03-10", "2026-03-11"]
+PARTITIONS = [f"2026-03-{day:02d}" for day in range(5, 12)]
 
 ASSET_NODES = "{ assetNodes { assetKey { path } dependencyKeys { path } } }"
 LAUNCH = """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename
@@ -92,22 +92,24 @@ def test_dagster_dev_shows_lineage_and_runs_concurrent_partitions(dagster_dev):
     edges = {("/".join(d["path"]), "/".join(n["assetKey"]["path"])) for n in nodes for d in n["dependencyKeys"]}
     assert edges == {("aptrinsic/users", "aptrinsic/user_preferences")}
 
-    # Three partition runs launched at once: the pool serializes their loads and checks, so
-    # none trips over DuckDB's file lock or dlt's working folder.
+    # Seven partition runs and a snapshot refresh launched at once: the pool serializes their
+    # loads and checks, so no writer trips over DuckDB's file lock or a reader, and no two runs
+    # share dlt's working folder.
     run_ids = []
-    for partition in PARTITIONS:
+    for job, partition in [("aptrinsic_snapshots", None)] + [("aptrinsic_daily_events", p) for p in PARTITIONS]:
+        tags = [{"key": "dagster/partition", "value": partition}] if partition else []
         params = {
             "selector": {
                 "repositoryLocationName": "aptrinsic_dagster",
                 "repositoryName": "__repository__",
-                "jobName": "aptrinsic_daily_events",
+                "jobName": job,
             },
-            "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition}]},
+            "executionMetadata": {"tags": tags},
         }
         launched = _gql(url, LAUNCH, p=params)["launchRun"]
         assert launched["__typename"] == "LaunchRunSuccess", launched
         run_ids.append(launched["run"]["runId"])
-    deadline, statuses = time.monotonic() + 240, {}
+    deadline, statuses = time.monotonic() + 420, {}
     while time.monotonic() < deadline:
         statuses = {r: _gql(url, STATUS, id=r)["runOrError"]["status"] for r in run_ids}
         if all(s in ("SUCCESS", "FAILURE", "CANCELED") for s in statuses.values()):
@@ -117,6 +119,7 @@ def test_dagster_dev_shows_lineage_and_runs_concurrent_partitions(dagster_dev):
     start, end = ms(dt.date.fromisoformat(PARTITIONS[0])), ms(dt.date.fromisoformat(PARTITIONS[-1])) + DAY_MS
     expected = deployment.sandbox.count("/v1/events/session", start, end)
     assert row_count(deployment.duckdb_path, "events_session") == expected
+    assert row_count(deployment.duckdb_path, "users") == 150
     # Compute logs, run storage and event logs of all three runs: no trace of the key.
     stored = (p.read_bytes() for p in (deployment.duckdb_path.parent / "dagster_home").rglob("*") if p.is_file())
     assert not any(API_KEY.encode() in blob for blob in stored)

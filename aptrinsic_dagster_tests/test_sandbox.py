@@ -347,6 +347,11 @@ def test_fault_malformed_json(make_sandbox: SandboxFactory):
         response.json()
 
 
+def test_fault_400_uses_the_envelope(make_sandbox: SandboxFactory):
+    response = get(make_sandbox(faults=Faults(rate_400=1.0)), "/v1/users")
+    assert response.status_code == 400 and response.json()["externalapierror"]["status"] == "BAD_REQUEST"
+
+
 def test_fault_dropped_records_keep_total_hits(make_sandbox: SandboxFactory):
     sandbox = make_sandbox(users=1000, faults=Faults(drop_rate=0.1))
     body = get(sandbox, "/v1/users", pageSize=1000).json()
@@ -395,6 +400,7 @@ def test_cli_help_documents_every_knob():
         "--events-per-day",
         "--days",
         "--rate-429",
+        "--rate-400",
         "--burst-429-every",
         "--retry-after",
         "--rate-5xx",

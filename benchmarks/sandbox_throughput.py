@@ -10,12 +10,12 @@ figure is the server's ceiling on this machine rather than one client's.
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
+
+from .bench import KEY, spawn_sandbox
 
 EVENT_PATHS = [
     "/events/custom",
@@ -30,7 +30,6 @@ EVENT_PATHS = [
     "/events/formSubmit",
     "/survey/responses",
 ]
-KEY = "bench-key"
 
 
 def scroll(base_url: str, path: str, start: int, end: int) -> tuple[int, int, int]:
@@ -55,27 +54,10 @@ def main() -> None:
     p.add_argument("--days", type=int, default=30)
     p.add_argument("--clients", type=int, default=len(EVENT_PATHS))
     args = p.parse_args()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "aptrinsic_dagster.sandbox",
-            "--api-key",
-            KEY,
-            "--rate-cap",
-            "0",
-            "--events-per-day",
-            str(args.events_per_day),
-            "--days",
-            str(args.days),
-            "--end-date",
-            "2026-03-01",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
+    proc, base_url = spawn_sandbox(
+        "--rate-cap", "0", "--events-per-day", str(args.events_per_day), "--days", str(args.days)
     )
     try:
-        base_url = proc.stdout.readline().strip()
         end = 1772323200000  # 2026-03-01T00:00Z
         start = end - args.days * 86_400_000
         windows = [(path, max(start, end - 190 * 86_400_000), end) for path in EVENT_PATHS]

@@ -79,6 +79,7 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--rate-5xx", type=float, default=0.0, help="probability of a 503 per request")
     f.add_argument("--rate-reset", type=float, default=0.0, help="probability of a connection reset mid-body")
     f.add_argument("--rate-malformed", type=float, default=0.0, help="probability of a truncated JSON body")
+    f.add_argument("--rate-400", type=float, default=0.0, help="probability of a 400 Bad request per request")
     f.add_argument(
         "--drop-rate",
         type=float,
@@ -115,6 +116,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         rate_5xx=args.rate_5xx,
         rate_reset=args.rate_reset,
         rate_malformed=args.rate_malformed,
+        rate_400=args.rate_400,
         drop_rate=args.drop_rate,
         latency_ms=args.latency_ms,
         latency_jitter_ms=args.latency_jitter_ms,

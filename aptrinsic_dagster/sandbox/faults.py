@@ -9,7 +9,7 @@ import time
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
-Action = Literal["ok", "429", "5xx", "reset", "malformed"]
+Action = Literal["ok", "400", "429", "5xx", "reset", "malformed"]
 
 
 @dataclass
@@ -23,6 +23,7 @@ class Faults:
     rate_5xx: float = 0.0
     rate_reset: float = 0.0  # connection reset after half the body was sent
     rate_malformed: float = 0.0  # 200 with a truncated JSON body
+    rate_400: float = 0.0  # 400 "Bad request" in the externalapierror envelope
     drop_rate: float = 0.0  # records silently left out of pages (totalHits unchanged)
     latency_ms: float = 0.0
     latency_jitter_ms: float = 0.0  # uniform extra latency in [0, jitter)
@@ -74,6 +75,7 @@ class FaultInjector:
                 ("5xx", f.rate_5xx),
                 ("reset", f.rate_reset),
                 ("malformed", f.rate_malformed),
+                ("400", f.rate_400),
             ):
                 if roll < rate:
                     return action, False  # type: ignore[return-value]

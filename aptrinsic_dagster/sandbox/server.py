@@ -23,6 +23,7 @@ from .faults import FaultInjector, Faults, Stats, faults_dict
 from .query import QueryError, narrow, parse_groups, parse_instant, parse_sort, resolve_window
 
 API_KEY_HEADER = "X-APTRINSIC-API-KEY"
+INJECTED_400 = "Bad request: the sandbox was asked to refuse this one"
 _SINGLE = [
     (re.compile(r"^/v1/users/([^/]+)$"), "/v1/users/{identifyId}"),
     (re.compile(r"^/v1/accounts/([^/]+)$"), "/v1/accounts/{accountId}"),
@@ -305,6 +306,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(429, error_body(429, "Rate limit exceeded"), endpoint, query, headers=headers)
         if action == "5xx":
             return self._send(503, error_body(503, "Service temporarily unavailable"), endpoint, query)
+        if action == "400":
+            return self._send(400, error_body(400, INJECTED_400), endpoint, query)
         try:
             endpoint, payload, n = sb.answer(url.path, query, self.headers.get(API_KEY_HEADER))
         except ApiError as exc:

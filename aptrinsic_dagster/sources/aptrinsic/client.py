@@ -174,8 +174,10 @@ class AptrinsicClient:
     api_key: str = field(repr=False)
     limiter: RateLimiter
     max_connections: int = 32
+    _local: threading.local = field(default_factory=threading.local, repr=False)
 
     def rest_client(self) -> AptrinsicRESTClient:
+        """A client with its own session; one per paging walk (a walk stays on one thread)."""
         # Retries, backoff and timeouts are dlt's own ([runtime] request_* settings), not ours.
         runtime = resolve_configuration(RuntimeConfiguration())
         session = Client(
@@ -216,8 +218,11 @@ class AptrinsicClient:
             yield list(page)
 
     def get(self, path: str) -> dict | None:
-        """One record; None when the API answers 404."""
-        response = self.rest_client().session.get(self.base_url + path, hooks={"response": []})
+        """One record; None when the API answers 404. Each calling thread keeps its session."""
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = self.rest_client().session
+        response = session.get(self.base_url + path, hooks={"response": []})
         if response.status_code == 404:
             return None
         _raise_for_status(response)

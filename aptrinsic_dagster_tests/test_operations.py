@@ -1,0 +1,286 @@
+"""Faults, crashes, bad input, idempotency and secrets, end to end through Dagster.
+
+Every test here works below one folder (Dagster storage, dlt working dirs, DuckDB files, logs of
+killed runs), and the last test scans all of it, plus every log record, for the API key.
+"""
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from aptrinsic_dagster.sandbox import Faults, Sandbox
+from aptrinsic_dagster.sandbox.server import INJECTED_400
+from aptrinsic_dagster.sources.aptrinsic.settings import EVENT_TABLES, SNAPSHOT_TABLES
+
+from .conftest import API_KEY, DAY_MS, END_DATE, SandboxFactory, ms, query, row_count
+
+ROOT = Path(__file__).resolve().parents[1]
+BACKFILL = ("2026-03-01", "2026-03-14")  # 14 daily partitions
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("operations")
+
+
+class Ops:
+    """One deployment below the module's folder: sandbox, env, a persistent Dagster instance."""
+
+    def __init__(self, root: Path, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.root, self.sandbox = root, sandbox
+        self.duckdb_path = root / "aptrinsic.duckdb"
+        self.env = {
+            "APTRINSIC_API_KEY": API_KEY,
+            "APTRINSIC_BASE_URL": sandbox.base_url,
+            "APTRINSIC_DUCKDB_PATH": str(self.duckdb_path),
+            "APTRINSIC_PIPELINES_DIR": str(root / "pipelines"),
+        }
+        for name, value in self.env.items():
+            monkeypatch.setenv(name, value)
+        (root / "dagster_home").mkdir(exist_ok=True)
+        self.instance = dg.DagsterInstance.local_temp(tempdir=str(root / "dagster_home"))
+
+    def run(self, defs: dg.Definitions, job: str, **kwargs) -> dg.ExecuteInProcessResult:
+        return defs.resolve_job_def(job).execute_in_process(instance=self.instance, raise_on_error=False, **kwargs)
+
+    def backfill(self, defs: dg.Definitions, first: str = BACKFILL[0], last: str = BACKFILL[1]):
+        tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+        return self.run(defs, "aptrinsic_daily_events", tags=tags)
+
+
+@pytest.fixture
+def ops(workspace, make_sandbox: SandboxFactory, monkeypatch: pytest.MonkeyPatch, request) -> Iterator:
+    root = workspace / request.node.name
+
+    def make(**sandbox_args) -> Ops:
+        root.mkdir(exist_ok=True)
+        return Ops(root, make_sandbox(**sandbox_args), monkeypatch)
+
+    yield make
+
+
+def _failure_text(result: dg.ExecuteInProcessResult) -> str:
+    return " ".join(str(e.event_specific_data) for e in result.all_events if e.is_failure)
+
+
+def _assert_exact_per_day(ops: Ops, first: str, last: str) -> None:
+    day, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
+    while day <= end:
+        start = dt.datetime.combine(day, dt.time(), dt.UTC)
+        for table in EVENT_TABLES:
+            landed = query(
+                ops.duckdb_path,
+                f"SELECT count(*), count(DISTINCT event_id) FROM aptrinsic_data.{table.name} "
+                "WHERE date >= ? AND date < ?",
+                start,
+                start + dt.timedelta(days=1),
+            )[0]
+            expected = ops.sandbox.count("/v1" + table.path, ms(day), ms(day) + DAY_MS)
+            assert landed == (expected, expected), (table.name, day)
+        day += dt.timedelta(days=1)
+
+
+# -- 1. faults ----------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_snapshots_and_a_14_day_backfill_are_exact_under_faults(defs, ops):
+    faults = Faults(rate_429=0.05, rate_5xx=0.02, rate_reset=0.01, latency_jitter_ms=20, rate_cap=0)
+    o = ops(users=2500, accounts=150, events_per_day=120, features=230, faults=faults)
+    snapshots = o.run(defs, "aptrinsic_snapshots", run_config=_page_size(100))
+    events = o.backfill(defs)
+    assert snapshots.success and events.success, _failure_text(snapshots) + _failure_text(events)
+    assert {"429", "503", "0"} <= set(o.sandbox.stats.snapshot()["statuses"]), "the faults happened"
+    for table in SNAPSHOT_TABLES:
+        assert row_count(o.duckdb_path, table.name) == o.sandbox.count("/v1" + table.path), table.name
+    assert row_count(o.duckdb_path, "user_preferences") == 2500
+    _assert_exact_per_day(o, *BACKFILL)
+
+
+def _page_size(size: int) -> dict:
+    return {"resources": {"aptrinsic": {"config": {"page_size": size}}}}
+
+
+# -- 2. crashes -------------------------------------------------------------------------------------
+
+_RUN_BACKFILL = """
+import sys, dagster as dg
+from aptrinsic_dagster.definitions import defs
+tags = {"dagster/asset_partition_range_start": sys.argv[1], "dagster/asset_partition_range_end": sys.argv[2]}
+defs().resolve_job_def("aptrinsic_daily_events").execute_in_process(instance=dg.DagsterInstance.ephemeral(), tags=tags)
+"""
+
+
+def _start_backfill(o: Ops) -> subprocess.Popen:
+    log = open(o.root / f"killed-run-{time.monotonic_ns()}.log", "w")  # noqa: SIM115 - the child writes it
+    return subprocess.Popen(
+        [sys.executable, "-c", _RUN_BACKFILL, *BACKFILL],
+        cwd=ROOT,
+        env={**os.environ, **o.env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _kill_when(proc: subprocess.Popen, ready, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline, "the run never reached the point to kill it at"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", ["extract", "load"])
+def test_kill_9_mid_run_then_rerun_gives_exact_counts_and_no_duplicates(defs, ops, moment):
+    o = ops(users=300, events_per_day=2000, faults=Faults(latency_ms=20, rate_cap=0))
+    assert o.backfill(defs, "2026-03-02", "2026-03-02").success  # an earlier load, which must survive
+    proc = _start_backfill(o)
+    if moment == "extract":
+        _kill_when(proc, lambda: o.sandbox.stats.snapshot()["total_requests"] > 40)
+    else:
+        # The package is normalized: the load into DuckDB is starting or under way.
+        _kill_when(proc, lambda: any((o.root / "pipelines").glob("*/aptrinsic_pipeline/load/normalized/*/*")))
+    rerun = o.backfill(defs)
+    assert rerun.success, _failure_text(rerun)
+    _assert_exact_per_day(o, *BACKFILL)
+    assert all(e.passed for e in rerun.get_asset_check_evaluations())
+
+
+# -- 3. concurrency is in test_dagster_dev.py (seven partition runs and a snapshot run at once) ----
+
+# -- 4. idempotency -------------------------------------------------------------------------------
+
+
+def _table_contents(path: Path) -> dict[str, list[tuple]]:
+    return {
+        t.name: query(path, f"SELECT * EXCLUDE (_dlt_load_id) FROM aptrinsic_data.{t.name} ORDER BY event_id")
+        for t in EVENT_TABLES
+    }
+
+
+@pytest.mark.slow
+def test_three_partitions_each_rerun_three_times_leave_identical_tables(defs, ops):
+    o = ops(users=200, events_per_day=60)
+    for key in ("2026-03-05", "2026-03-06", "2026-03-07"):
+        assert o.run(defs, "aptrinsic_daily_events", partition_key=key).success
+    first = _table_contents(o.duckdb_path)
+    for _ in range(2):
+        for key in ("2026-03-07", "2026-03-05", "2026-03-06"):
+            assert o.run(defs, "aptrinsic_daily_events", partition_key=key).success
+        assert _table_contents(o.duckdb_path) == first
+    _assert_exact_per_day(o, "2026-03-05", "2026-03-07")
+
+
+# -- 5. bad input ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "status"), [(None, None), ("not-the-key", 401), ("read-only-key", 403)], ids=["none", "401", "403"]
+)
+def test_bad_keys_fail_fast_naming_the_env_var_and_region(defs, ops, monkeypatch, key, status):
+    o = ops(users=20, forbidden_keys=("read-only-key",))
+    if key is None:
+        monkeypatch.delenv("APTRINSIC_API_KEY")
+    else:
+        monkeypatch.setenv("APTRINSIC_API_KEY", key)
+    started = time.perf_counter()
+    result = o.run(defs, "aptrinsic_snapshots")
+    assert not result.success and time.perf_counter() - started < 5
+    text = _failure_text(result)
+    assert "APTRINSIC_API_KEY" in text
+    if status:
+        assert f"answered {status}" in text and "region" in text
+        # One request per endpoint the run got to, none retried.
+        assert all(n == 1 for n in o.sandbox.stats.snapshot()["requests"].values())
+    else:
+        assert o.sandbox.stats.snapshot()["total_requests"] == 0
+    if key:
+        assert key not in text
+
+
+def test_an_unknown_partition_is_refused_before_the_run(defs, ops):
+    o = ops(users=5)
+    with pytest.raises(dg.DagsterUnknownPartitionError, match=r"1999-01-01"):
+        o.run(defs, "aptrinsic_daily_events", partition_key="1999-01-01")
+    assert o.sandbox.stats.snapshot()["total_requests"] == 0
+
+
+def test_a_page_size_above_the_maximum_fails_before_any_request(defs, ops):
+    o = ops(users=5)
+    config = {"resources": {"aptrinsic": {"config": {"page_sizes": {"feature_flags": 500}}}}}
+    result = o.run(defs, "aptrinsic_snapshots", run_config=config)
+    assert not result.success
+    assert "allows 1..200 on /feature" in _failure_text(result)
+    assert o.sandbox.stats.snapshot()["total_requests"] == 0
+
+
+def test_an_api_400_surfaces_the_api_message(defs, ops):
+    o = ops(users=5, faults=Faults(rate_400=1.0))
+    result = o.run(defs, "aptrinsic_daily_events", partition_key="2026-03-10")
+    assert not result.success
+    assert "answered 400" in _failure_text(result) and INJECTED_400 in _failure_text(result)
+
+
+def test_a_malformed_page_fails_clearly_and_commits_nothing(defs, ops):
+    o = ops(users=50, events_per_day=30)
+    assert o.run(defs, "aptrinsic_daily_events", partition_key="2026-03-10").success
+    before = _table_contents(o.duckdb_path)
+    o.sandbox.faults.update(rate_malformed=0.5)
+    result = o.run(defs, "aptrinsic_daily_events", partition_key="2026-03-11")
+    assert not result.success and "malformed JSON" in _failure_text(result)
+    assert _table_contents(o.duckdb_path) == before
+
+
+# -- 7. schema drift --------------------------------------------------------------------------------
+
+
+def test_schema_drift_loads_and_reconciles(defs, ops, make_sandbox, monkeypatch):
+    o = ops(users=200)
+    assert o.run(defs, "aptrinsic_snapshots").success
+    drifted = make_sandbox(users=200, extra_custom_attribute="region", seats_as_string=True)
+    monkeypatch.setenv("APTRINSIC_BASE_URL", drifted.base_url)
+    result = o.run(defs, "aptrinsic_snapshots")
+    assert result.success and all(e.passed for e in result.get_asset_check_evaluations())
+    columns = {c for (c,) in query(o.duckdb_path, "SELECT column_name FROM information_schema.columns "
+                                                  "WHERE table_name = 'users'")}  # fmt: skip
+    assert {"custom_attributes__region", "custom_attributes__seats", "custom_attributes__seats__v_text"} <= columns
+
+
+def test_dlt_native_secret_resolution_keeps_the_key_out_of_the_working_dir(ops, monkeypatch, tmp_path):
+    # The key as dlt itself resolves it (the secrets.toml path), rather than APTRINSIC_API_KEY.
+    from aptrinsic_dagster.sources.aptrinsic import aptrinsic_source
+    from aptrinsic_dagster.sources.aptrinsic.pipeline import duckdb_destination, load, make_pipeline
+
+    o = ops(users=30, events_per_day=5)
+    monkeypatch.delenv("APTRINSIC_API_KEY")
+    monkeypatch.setenv("SOURCES__APTRINSIC__API_KEY", API_KEY)
+    pipeline = make_pipeline(duckdb_destination(o.duckdb_path), pipelines_dir=str(o.root / "dlt_native"))
+    load(pipeline, aptrinsic_source(start="2026-03-10", end=END_DATE).with_resources("users", "events_lead"))
+    assert row_count(o.duckdb_path, "users") == 30
+    leaks = [str(p) for p in (o.root / "dlt_native").rglob("*") if p.is_file() and API_KEY.encode() in p.read_bytes()]
+    assert not leaks, leaks
+
+
+# -- 6. secrets: runs last, over everything the tests above left ------------------------------------
+
+
+def test_the_key_is_nowhere_on_disk_or_in_logs(workspace):
+    # DuckDB files, Dagster storage (event logs, compute logs, run config), dlt working dirs of
+    # failed and killed runs (state, traces, load packages), and the full stdout/stderr of the
+    # killed runs, whose dlt and Dagster log lines were captured to files.
+    files = [p for p in workspace.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".duckdb" for p in files) and any("dagster_home" in str(p) for p in files)
+    assert any(p.name.startswith("killed-run-") and p.stat().st_size for p in files)
+    leaks = [str(p) for p in files if API_KEY.encode() in p.read_bytes()]
+    assert not leaks, leaks

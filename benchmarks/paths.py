@@ -1,0 +1,192 @@
+"""The three load paths the benchmark compares, each run in a process of its own.
+
+    python -m benchmarks.paths {raw,seed,project} --base-url URL --key KEY --workdir DIR
+        --start 2026-01-30 --end 2026-03-01 [--events-only]
+
+Prints one JSON line: wall seconds, rows loaded per table, peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import requests
+
+from aptrinsic_dagster.sources.aptrinsic.settings import EVENT_TABLES, SNAPSHOT_TABLES, Table
+
+HEADER = "X-APTRINSIC-API-KEY"
+
+
+def _tables(events_only: bool) -> list[Table]:
+    # user_preferences (one request per user) is left out of every path: 100k users would be
+    # 100k requests, which measures the rate cap rather than the load.
+    return list(EVENT_TABLES) + ([] if events_only else list(SNAPSHOT_TABLES))
+
+
+def _ms(day: str) -> int:
+    return int(dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC).timestamp() * 1000)
+
+
+# -- raw ceiling: requests + json + pyarrow + duckdb, nothing else -------------------------------
+
+
+def _fetch_raw(base_url: str, key: str, table: Table, start: int, end: int) -> pa.Table | None:
+    session = requests.Session()
+    session.headers[HEADER] = key
+    url, size = base_url + table.path, table.max_page_size
+    params: dict = {"pageSize": size} if size else {}
+    if table.windowed:
+        params.update(filter=f"date>={start};date<{end}", sort="date")
+    pages, number = [], 0
+    while True:
+        if table.paging == "page":
+            params["pageNumber"] = number
+        body = session.get(url, params=params, timeout=60).json()
+        records = body if table.record_key is None else body[table.record_key]
+        if records:
+            pages.append(pa.Table.from_pylist(records))
+        if table.paging == "none" or len(records) < size or body.get("isLastPage"):
+            break
+        if table.paging == "scroll":
+            params = {"pageSize": size, "scrollId": body["scrollId"]}
+        number += 1
+    return pa.concat_tables(pages, promote_options="permissive") if pages else None
+
+
+def run_raw(args: argparse.Namespace) -> dict[str, int]:
+    start, end = _ms(args.start), _ms(args.end)
+    tables = _tables(args.events_only)
+    with ThreadPoolExecutor(8) as pool:
+        fetched = list(pool.map(lambda t: _fetch_raw(args.base_url, args.key, t, start, end), tables))
+    rows = {}
+    with duckdb.connect(str(Path(args.workdir) / "raw.duckdb")) as con:
+        for table, data in zip(tables, fetched, strict=True):
+            if data is not None:
+                con.register("page", data)
+                con.execute(f"CREATE OR REPLACE TABLE {table.name} AS SELECT * FROM page")
+                con.unregister("page")
+            rows[table.name] = 0 if data is None else data.num_rows
+    return rows
+
+
+# -- seed-style: dlt rest_api as the seed page writes it, with the right record keys -------------
+
+
+def run_seed(args: argparse.Namespace) -> dict[str, int]:
+    import dlt
+    from dlt.sources.rest_api import rest_api_source
+
+    scroll = {"type": "cursor", "cursor_path": "scrollId", "cursor_param": "scrollId", "stop_after_empty_page": True}
+    numbered = {"type": "page_number", "base_page": 0, "page_param": "pageNumber", "total_path": None}
+    window = f"date>={_ms(args.start)};date<{_ms(args.end)}"
+    resources = []
+    for table in _tables(args.events_only):
+        endpoint: dict = {"path": table.path.lstrip("/"), "data_selector": table.record_key or "$"}
+        if table.paging == "scroll":
+            endpoint.update(paginator=scroll, params={"pageSize": table.max_page_size})
+        elif table.paging == "page":
+            endpoint.update(
+                paginator={**numbered, "stop_after_empty_page": True}, params={"pageSize": table.max_page_size}
+            )
+        else:
+            endpoint["paginator"] = "single_page"
+        if table.windowed:
+            endpoint["params"] = {**endpoint["params"], "filter": window, "sort": "date"}
+        resources.append({"name": table.name, "primary_key": table.primary_key, "endpoint": endpoint})
+    source = rest_api_source(
+        {
+            "client": {
+                "base_url": args.base_url,
+                "auth": {"type": "api_key", "name": HEADER, "api_key": args.key, "location": "header"},
+            },
+            "resource_defaults": {"write_disposition": "merge"},
+            "resources": resources,
+        }
+    )
+    pipeline = dlt.pipeline(
+        "seed_style",
+        destination=dlt.destinations.duckdb(str(Path(args.workdir) / "seed.duckdb")),
+        dataset_name="seed_data",
+        pipelines_dir=str(Path(args.workdir) / "seed_pipelines"),
+    )
+    info = pipeline.run(source)
+    info.raise_on_failed_jobs()
+    with duckdb.connect(str(Path(args.workdir) / "seed.duckdb"), read_only=True) as con:
+        return {t.name: _count(con, f"seed_data.{t.name}") for t in _tables(args.events_only)}
+
+
+# -- this project, through Dagster, as a user materializes it ------------------------------------
+
+
+def run_project(args: argparse.Namespace) -> dict[str, int]:
+    import dagster as dg
+
+    duckdb_path = Path(args.workdir) / "project.duckdb"
+    os.environ.update(
+        APTRINSIC_API_KEY=args.key,
+        APTRINSIC_BASE_URL=args.base_url,
+        APTRINSIC_DUCKDB_PATH=str(duckdb_path),
+        APTRINSIC_PIPELINES_DIR=str(Path(args.workdir) / "project_pipelines"),
+    )
+    from aptrinsic_dagster.definitions import defs
+
+    definitions = defs()
+    instance = dg.DagsterInstance.ephemeral()
+    if not args.events_only:
+        snapshots = [dg.AssetKey(["aptrinsic", t.name]) for t in SNAPSHOT_TABLES]
+        result = definitions.resolve_job_def("aptrinsic_snapshots").execute_in_process(
+            instance=instance, asset_selection=snapshots, raise_on_error=False
+        )
+        if not result.success:
+            raise SystemExit("the project's snapshot run failed")
+    last = (dt.date.fromisoformat(args.end) - dt.timedelta(days=1)).isoformat()
+    tags = {"dagster/asset_partition_range_start": args.start, "dagster/asset_partition_range_end": last}
+    result = definitions.resolve_job_def("aptrinsic_daily_events").execute_in_process(
+        instance=instance, tags=tags, raise_on_error=False
+    )
+    failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    if failed or not result.success:
+        details = "; ".join(f"{e.asset_key.path[-1]} {e.check_name} {e.metadata.get('detail')}" for e in failed)
+        raise SystemExit(f"the project's event run failed: {details}")
+    with duckdb.connect(str(duckdb_path), read_only=True) as con:
+        return {t.name: _count(con, f"aptrinsic_data.{t.name}") for t in _tables(args.events_only)}
+
+
+def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    try:
+        return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    except duckdb.CatalogException:
+        return 0
+
+
+PATHS = {"raw": run_raw, "seed": run_seed, "project": run_project}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("path", choices=PATHS)
+    parser.add_argument("--base-url", required=True)
+    parser.add_argument("--key", required=True)
+    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--start", required=True)
+    parser.add_argument("--end", required=True)
+    parser.add_argument("--events-only", action="store_true")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    rows = PATHS[args.path](args)
+    wall = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"wall": wall, "rows": rows, "peak_rss_mb": peak_mb}))
+
+
+if __name__ == "__main__":
+    main()
