@@ -5,7 +5,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := python3.11
 UV := $(shell command -v uv 2>/dev/null || echo python3.11 -m uv)
 
-.PHONY: setup test lint format demo dev sandbox bench
+.PHONY: setup test lint format demo dev sandbox bench bench-sandbox
 
 .venv/.synced: pyproject.toml uv.lock
 	@$(UV) --version >/dev/null 2>&1 || python3.11 -m pip install --quiet "uv==$(UV_VERSION)"
@@ -34,5 +34,8 @@ dev: setup  ## the sandbox plus `dagster dev` (UI on http://127.0.0.1:3000)
 sandbox: setup
 	.venv/bin/python -m aptrinsic_dagster.sandbox --port 8765
 
-bench: setup
+bench: setup  ## the side-by-side benchmark at full scale (about 8 minutes); SCALE=0.1 for a quick one
+	.venv/bin/python -m benchmarks.bench --scale $(or $(SCALE),1)
+
+bench-sandbox: setup  ## how fast the sandbox serves
 	.venv/bin/python -m benchmarks.sandbox_throughput

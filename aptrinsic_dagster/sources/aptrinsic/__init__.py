@@ -11,6 +11,8 @@ record deleted at the source is gone after the next refresh.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import datetime as dt
 import logging
 import os
@@ -76,6 +78,17 @@ class _JsonHintNotice(logging.Filter):
 _JSON_HINT_NOTICE = _JsonHintNotice()
 
 
+def _fewer_malloc_arenas() -> None:
+    """glibc gives each busy thread a malloc arena of its own, and pages freed in one linger.
+
+    With a dozen extract threads that alone kept ~90 MB of a 1M-event load's peak RSS
+    (benchmarks/: 590 -> 496 MB, same speed). Applies to arenas created from now on; a no-op
+    where the C library is not glibc.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).mallopt(-8, 2)  # M_ARENA_MAX = 2
+
+
 @dlt.source(name="aptrinsic", section="aptrinsic")
 def aptrinsic_source(
     start: dt.datetime | dt.date | str | None = None,
@@ -107,6 +120,7 @@ def aptrinsic_source(
         preferences_limit: at most this many users' preferences; ``preference_workers`` in flight.
     """
     logging.getLogger("dlt").addFilter(_JSON_HINT_NOTICE)  # a set: adding twice keeps one
+    _fewer_malloc_arenas()
     api_key = api_key or os.environ.get(API_KEY_ENV)
     if not api_key:
         raise AptrinsicConfigError(

@@ -18,7 +18,7 @@ PIPELINE_NAME = "aptrinsic_pipeline"
 DATASET_NAME = "aptrinsic_data"
 DUCKDB_PATH_ENV = "APTRINSIC_DUCKDB_PATH"
 DEFAULT_DUCKDB_PATH = "aptrinsic.duckdb"
-DUCKDB_MEMORY_LIMIT = "128MB"
+DUCKDB_MEMORY_LIMIT = "80MB"
 
 
 def duckdb_destination(path: str | Path | None = None) -> Destination:
@@ -29,7 +29,8 @@ def duckdb_destination(path: str | Path | None = None) -> Destination:
     """
     path = path or os.environ.get(DUCKDB_PATH_ENV) or DEFAULT_DUCKDB_PATH
     # DuckDB's buffer manager takes up to 80% of RAM by default: merging a million events then
-    # grew the process to 1.4 GB. Bounded, it spills to disk instead, at the same speed (benchmarks/).
+    # grew the process to 1.4 GB. Bounded, it spills to disk instead, at the same speed (benchmarks/;
+    # 64 MB ran out of memory with twenty load workers).
     credentials = DuckDbCredentials(str(path), global_config={"memory_limit": DUCKDB_MEMORY_LIMIT})
     return dlt.destinations.duckdb(credentials, replace_strategy="insert-from-staging")
 

@@ -1,0 +1,32 @@
+"""The benchmark at a small scale: every path loads exactly what the sandbox holds (no timings)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_benchmark_paths_load_exact_row_counts(tmp_path: Path):
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench", "--scale", "0.005", "--latency-scale", "0.005", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert set(report["scenario1"]) == {"raw", "seed", "project"} and set(report["scenario2"]) == {"seed", "project"}
+    for path in report["scenario1"].values():
+        assert path["total_rows"] == report["expected_rows"] > 0
+        assert path["rows"]["users"] == 500
+    for path in report["scenario2"].values():
+        assert path["total_rows"] == report["latency_events"] > 0
+        assert "429" not in path["statuses"]
+    assert "this project" in result.stdout and "seed-style, sequential" in result.stdout
