@@ -61,6 +61,9 @@ def _fresh(tmp: str, scenario: str) -> Path:
 
 
 def _run_path(path: str, base_url: str, workdir: Path, *extra: str) -> dict:
+    # The previous path's DuckDB file may still be flushing to disk: not this path's cost.
+    os.sync()
+    time.sleep(2)
     _stats(base_url, reset=True)
     out = subprocess.run(
         [
