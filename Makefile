@@ -34,7 +34,7 @@ dev: setup  ## the sandbox plus `dagster dev` (UI on http://127.0.0.1:3000)
 sandbox: setup
 	.venv/bin/python -m aptrinsic_dagster.sandbox --port 8765
 
-bench: setup  ## the side-by-side benchmark at full scale (about 8 minutes); SCALE=0.1 for a quick one
+bench: setup  ## the side-by-side benchmark at full scale (about 11 minutes); SCALE=0.1 for a quick one
 	.venv/bin/python -m benchmarks.bench --scale $(or $(SCALE),1)
 
 bench-sandbox: setup  ## how fast the sandbox serves
