@@ -190,9 +190,7 @@ class _Offsets(Sequence[int]):
     def offset(self, i: int, h: int) -> int:
         return 0 if i == 0 and self._midnight else i * self._slot + h % self._slot
 
-    def __getitem__(self, i):  # type: ignore[override]
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(self._n))]
+    def __getitem__(self, i):  # type: ignore[override]  # bisect only asks for single items
         return self.offset(i, _splitmix(self._day_seed ^ i))
 
 
@@ -281,9 +279,6 @@ class Dataset:
                 head += f',"email":"user{user}@example.com"'
             out.append(head.encode() + tails[g % _VARIANTS])
         return out
-
-    def events(self, event_type: str, day: int, indices: range) -> list[dict]:
-        return [orjson.loads(b) for b in self.event_bytes(event_type, day, indices)]
 
     def _tails(self, event_type: str) -> list[bytes]:
         tails = self._tail_cache.get(event_type)
