@@ -15,8 +15,8 @@ import dlt
 from dlt.extract.source import DltSource
 from pydantic import Field
 
-from .sources.aptrinsic import AptrinsicConfigError, aptrinsic_source, resolve_base_url
-from .sources.aptrinsic.pipeline import DUCKDB_PATH_ENV, duckdb_destination, make_pipeline
+from .sources.aptrinsic import AptrinsicConfigError, aptrinsic_source
+from .sources.aptrinsic.pipeline import DUCKDB_PATH_ENV, make_pipeline, warehouse_destination
 from .sources.aptrinsic.settings import BASE_URL_ENV, DEFAULT_RATE_LIMIT, MAX_WINDOW_DAYS, REGIONS
 
 DESTINATION_ENV = "APTRINSIC_DESTINATION"
@@ -47,8 +47,7 @@ class AptrinsicResource(dg.ConfigurableResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # Fail at run start, before any asset runs, with errors that name the setting to fix.
-        try:
-            resolve_base_url(self.base_url, self.region)
+        try:  # building the source validates key, region, URL, window and page sizes, sending nothing
             self.source(dt.datetime(2000, 1, 1), dt.datetime(2000, 1, 2), [])
         except AptrinsicConfigError as exc:
             raise dg.Failure(f"AptrinsicResource is misconfigured: {exc}", allow_retries=False) from exc
@@ -89,8 +88,7 @@ class WarehouseResource(dg.ConfigurableResource):
     )
 
     def _destination(self) -> Any:
-        name = self.destination or os.environ.get(DESTINATION_ENV, "duckdb")
-        return duckdb_destination(self.duckdb_path) if name == "duckdb" else name
+        return warehouse_destination(self.destination or os.environ.get(DESTINATION_ENV, "duckdb"), self.duckdb_path)
 
     @contextmanager
     def pipeline(self, run_id: str, step: str) -> Iterator[dlt.Pipeline]:

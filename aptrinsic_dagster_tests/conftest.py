@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from aptrinsic_dagster.sandbox import DataConfig, Faults, Sandbox, SandboxConfig
-from aptrinsic_dagster.sources.aptrinsic.pipeline import duckdb_destination, make_pipeline
+from aptrinsic_dagster.sources.aptrinsic.pipeline import make_pipeline, warehouse_destination
 
 API_KEY = "test-key-0123456789abcdef"
 # A fixed calendar so windows and partitions in tests never depend on the day they run.
@@ -83,7 +83,7 @@ def duckdb_path(tmp_path: Path) -> Path:
 @pytest.fixture
 def pipeline(tmp_path: Path, duckdb_path: Path) -> dlt.Pipeline:
     """The project's pipeline, writing a DuckDB file and a working dir of its own under tmp_path."""
-    return make_pipeline(duckdb_destination(duckdb_path), pipelines_dir=str(tmp_path / "pipelines"))
+    return make_pipeline(warehouse_destination(duckdb_path=duckdb_path), pipelines_dir=str(tmp_path / "pipelines"))
 
 
 def query(path: Path, sql: str, *params: object) -> list[tuple]:

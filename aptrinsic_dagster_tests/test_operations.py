@@ -260,12 +260,12 @@ def test_schema_drift_loads_and_reconciles(defs, ops, make_sandbox, monkeypatch)
 def test_dlt_native_secret_resolution_keeps_the_key_out_of_the_working_dir(ops, monkeypatch, tmp_path):
     # The key as dlt itself resolves it (the secrets.toml path), rather than APTRINSIC_API_KEY.
     from aptrinsic_dagster.sources.aptrinsic import aptrinsic_source
-    from aptrinsic_dagster.sources.aptrinsic.pipeline import duckdb_destination, load, make_pipeline
+    from aptrinsic_dagster.sources.aptrinsic.pipeline import load, make_pipeline, warehouse_destination
 
     o = ops(users=30, events_per_day=5)
     monkeypatch.delenv("APTRINSIC_API_KEY")
     monkeypatch.setenv("SOURCES__APTRINSIC__API_KEY", API_KEY)
-    pipeline = make_pipeline(duckdb_destination(o.duckdb_path), pipelines_dir=str(o.root / "dlt_native"))
+    pipeline = make_pipeline(warehouse_destination(duckdb_path=o.duckdb_path), pipelines_dir=str(o.root / "dlt_native"))
     load(pipeline, aptrinsic_source(start="2026-03-10", end=END_DATE).with_resources("users", "events_lead"))
     assert row_count(o.duckdb_path, "users") == 30
     leaks = [str(p) for p in (o.root / "dlt_native").rglob("*") if p.is_file() and API_KEY.encode() in p.read_bytes()]

@@ -24,7 +24,7 @@ from aptrinsic_dagster.sources.aptrinsic import (
     aptrinsic_source,
 )
 from aptrinsic_dagster.sources.aptrinsic.client import AptrinsicClient, RateLimiter, ScrollPaginator
-from aptrinsic_dagster.sources.aptrinsic.pipeline import load
+from aptrinsic_dagster.sources.aptrinsic.pipeline import load, warehouse_destination
 from aptrinsic_dagster.sources.aptrinsic.settings import EVENT_TABLES, SNAPSHOT_TABLES
 
 from .conftest import API_KEY, DAY_MS, END_DATE, SandboxFactory, ms, query, row_count
@@ -189,7 +189,12 @@ def test_new_custom_attribute_adds_a_column_and_type_drift_goes_to_a_variant(
     assert rows and all(seats is None and text.endswith(" seats") for seats, text in rows)
 
 
-def test_faults_are_retried_and_counts_stay_exact(make_sandbox: SandboxFactory, pipeline, duckdb_path):
+def test_faults_are_retried_and_counts_stay_exact(
+    make_sandbox: SandboxFactory, pipeline, duckdb_path, monkeypatch: pytest.MonkeyPatch
+):
+    # One attempt in five fails here, so six attempts (the default) would exhaust on ~1 of
+    # 15,000 requests: about one run in twelve. Ten attempts make that one in ten million.
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "10")
     faults = Faults(rate_429=0.1, rate_5xx=0.05, rate_reset=0.05, latency_jitter_ms=5, rate_cap=0)
     sandbox = make_sandbox(users=1200, events_per_day=100, faults=faults)
     load(pipeline, source(sandbox, page_size=100))
@@ -301,3 +306,15 @@ def test_requests_carry_the_documented_window_and_sort(make_sandbox: SandboxFact
     first = next(e for e in sandbox.stats.requests() if e["endpoint"] == "/v1/events/custom")
     assert first["query"]["filter"] == [f"date>={WINDOW[0]};date<{WINDOW[1]}"]
     assert first["query"]["sort"] == ["date"] and first["query"]["pageSize"] == ["1000"]
+
+
+def test_preferences_limit_bounds_the_per_user_requests(make_sandbox: SandboxFactory, pipeline, duckdb_path):
+    sandbox = make_sandbox(users=40)
+    load(pipeline, source(sandbox, preferences_limit=10).with_resources("users", "user_preferences"))
+    assert row_count(duckdb_path, "user_preferences") == 10
+    assert sandbox.stats.snapshot()["requests"]["/v1/user/preferences/{identifyId}"] == 10
+
+
+@pytest.mark.parametrize("name", ["duckdb", "postgres", "snowflake"])
+def test_every_destination_swaps_snapshots_in_one_transaction(name: str):
+    assert warehouse_destination(name).config_params["replace_strategy"] == "insert-from-staging"

@@ -24,6 +24,7 @@ import dlt
 import pyarrow as pa
 from dlt.common.typing import TSecretStrValue
 from dlt.sources import DltResource
+from dlt.sources.helpers.rest_client.paginators import BasePaginator, SinglePagePaginator
 
 from .arrow import TypeKeeper, column_name, to_arrow
 from .client import (
@@ -33,7 +34,6 @@ from .client import (
     PageNumberPaginator,
     RateLimiter,
     ScrollPaginator,
-    SinglePagePaginator,
 )
 from .settings import (
     API_KEY_ENV,
@@ -275,7 +275,7 @@ def _event_resource(
         for start, end in windows:
             counts = ApiCounts()
             params = {"filter": f"date>={_ms(start)};date<{_ms(end)}", "sort": "date"}
-            for records in client.pages(table.path, table.record_key, ScrollPaginator(page_size), params, counts):
+            for records in client.pages(table.path, table.record_key, _paginator(table, page_size), params, counts):
                 if records:
                     yield keeper.conform(to_arrow(records, table.json_fields))
             yield _counts_row(table, counts, start, end)
@@ -283,7 +283,7 @@ def _event_resource(
     return _resource(events, table, "merge")
 
 
-def _paginator(table: Table, page_size: int) -> Any:
+def _paginator(table: Table, page_size: int) -> BasePaginator:
     if table.paging == "scroll":
         return ScrollPaginator(page_size)
     if table.paging == "page":
@@ -307,7 +307,7 @@ def _snapshot_resource(client: AptrinsicClient, table: Table, page_size: int) ->
                 yield keeper.conform(to_arrow(fresh, table.json_fields))
         yield _counts_row(table, counts, duplicates=duplicates)
 
-    # insert-from-staging ([destination] replace_strategy) swaps the table in one transaction.
+    # Atomic on every destination: pipeline.py sets the insert-from-staging replace strategy.
     return _resource(snapshot, table, "replace")
 
 
@@ -316,14 +316,14 @@ def _loaded_user_ids(limit: int | None) -> list[str]:
     try:
         with pipeline.sql_client() as sql:
             table = sql.make_qualified_table_name("users")
-            rows = sql.execute_sql(f"SELECT identify_id FROM {table} ORDER BY identify_id")
+            limit_clause = "" if limit is None else f" LIMIT {int(limit)}"
+            rows = sql.execute_sql(f"SELECT identify_id FROM {table} ORDER BY identify_id{limit_clause}")
     except Exception as exc:
         raise AptrinsicError(
             "user_preferences reads the identifyIds of the users already loaded, and the users table "
             f"could not be read ({type(exc).__name__}: {exc}). Load the users table first."
         ) from exc
-    ids = [row[0] for row in rows or []]
-    return ids[:limit] if limit is not None else ids
+    return [row[0] for row in rows or []]
 
 
 def _preferences_resource(client: AptrinsicClient, limit: int | None, workers: int) -> DltResource:

@@ -151,14 +151,6 @@ class PageNumberPaginator(BasePaginator):
         request.params["pageNumber"] = self._page
 
 
-class SinglePagePaginator(BasePaginator):
-    def update_state(self, response: Response, data: list[Any] | None = None) -> None:
-        self._has_next_page = False
-
-    def update_request(self, request: Request) -> None:
-        pass
-
-
 @dataclass
 class ApiCounts:
     """What one walk over an endpoint saw: the facts asset checks reconcile against."""

@@ -21,18 +21,22 @@ DEFAULT_DUCKDB_PATH = "aptrinsic.duckdb"
 DUCKDB_MEMORY_LIMIT = "80MB"
 
 
-def duckdb_destination(path: str | Path | None = None) -> Destination:
-    """DuckDB at ``path`` (default ``APTRINSIC_DUCKDB_PATH`` or ``aptrinsic.duckdb``).
+# Replaced (snapshot) tables load into a staging dataset and are swapped in one transaction, on
+# every destination, so a reader never sees a half-written snapshot.
+REPLACE_STRATEGY = "insert-from-staging"
 
-    Replaced tables are loaded into a staging schema and swapped in one transaction
-    (``insert-from-staging``), so a reader never sees a half-written snapshot.
-    """
-    path = path or os.environ.get(DUCKDB_PATH_ENV) or DEFAULT_DUCKDB_PATH
+
+def warehouse_destination(name: str = "duckdb", duckdb_path: str | Path | None = None) -> Destination:
+    """The destination ``name`` (credentials from dlt config); for DuckDB, the file at ``duckdb_path``
+    (default ``APTRINSIC_DUCKDB_PATH`` or ``aptrinsic.duckdb``)."""
+    if name != "duckdb":
+        return Destination.from_reference(name, replace_strategy=REPLACE_STRATEGY)
+    path = duckdb_path or os.environ.get(DUCKDB_PATH_ENV) or DEFAULT_DUCKDB_PATH
     # DuckDB's buffer manager takes up to 80% of RAM by default: merging a million events then
     # grew the process to 1.4 GB. Bounded, it spills to disk instead, at the same speed (benchmarks/;
     # 64 MB ran out of memory with twenty load workers).
     credentials = DuckDbCredentials(str(path), global_config={"memory_limit": DUCKDB_MEMORY_LIMIT})
-    return dlt.destinations.duckdb(credentials, replace_strategy="insert-from-staging")
+    return dlt.destinations.duckdb(credentials, replace_strategy=REPLACE_STRATEGY)
 
 
 def make_pipeline(
@@ -43,7 +47,7 @@ def make_pipeline(
 ) -> dlt.Pipeline:
     return dlt.pipeline(
         PIPELINE_NAME,
-        destination=destination or duckdb_destination(),
+        destination=destination or warehouse_destination(),
         dataset_name=dataset_name,
         pipelines_dir=pipelines_dir,
         **kwargs,
