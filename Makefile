@@ -26,13 +26,13 @@ format: setup
 	.venv/bin/ruff format .
 
 demo: setup  ## the main job: sandbox -> Dagster -> aptrinsic.duckdb, checks, a printed summary
-	.venv/bin/python -m aptrinsic_dagster.demo
+	.venv/bin/python -m aptrinsic_sandbox.demo
 
 dev: setup  ## the sandbox plus `dagster dev` (UI on http://127.0.0.1:3000)
-	.venv/bin/python -m aptrinsic_dagster.dev
+	.venv/bin/python -m aptrinsic_sandbox.dev
 
 sandbox: setup
-	.venv/bin/python -m aptrinsic_dagster.sandbox --port 8765
+	.venv/bin/python -m aptrinsic_sandbox --port 8765
 
 bench: setup  ## the side-by-side benchmark at full scale (about 11 minutes); SCALE=0.1 for a quick one
 	.venv/bin/python -m benchmarks.bench --scale $(or $(SCALE),1)

@@ -10,8 +10,8 @@ import dlt
 import duckdb
 import pytest
 
-from aptrinsic_dagster.sandbox import DataConfig, Faults, Sandbox, SandboxConfig
 from aptrinsic_dagster.sources.aptrinsic.pipeline import make_pipeline, warehouse_destination
+from aptrinsic_sandbox import DataConfig, Faults, Sandbox, SandboxConfig
 
 API_KEY = "test-key-0123456789abcdef"
 # A fixed calendar so windows and partitions in tests never depend on the day they run.

@@ -6,8 +6,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from aptrinsic_dagster.sandbox import Faults
 from aptrinsic_dagster.sources.aptrinsic.settings import EVENT_TABLES, SNAPSHOT_TABLES
+from aptrinsic_sandbox import Faults
 
 from .conftest import API_KEY, Deployment, ms, query, row_count
 

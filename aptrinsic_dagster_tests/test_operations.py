@@ -16,9 +16,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from aptrinsic_dagster.sandbox import Faults, Sandbox
-from aptrinsic_dagster.sandbox.server import INJECTED_400
 from aptrinsic_dagster.sources.aptrinsic.settings import EVENT_TABLES, SNAPSHOT_TABLES
+from aptrinsic_sandbox import Faults, Sandbox
+from aptrinsic_sandbox.server import INJECTED_400
 
 from .conftest import API_KEY, DAY_MS, END_DATE, SandboxFactory, ms, query, row_count
 

@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from aptrinsic_dagster.sandbox import Faults, Sandbox
+from aptrinsic_sandbox import Faults, Sandbox
 
 from .conftest import API_KEY, DAY_MS, END_DATE, SandboxFactory, ms
 
@@ -386,7 +386,7 @@ def test_faults_can_be_changed_over_http(sandbox: Sandbox):
 
 def test_cli_help_documents_every_knob():
     out = subprocess.run(
-        [sys.executable, "-m", "aptrinsic_dagster.sandbox", "--help"],
+        [sys.executable, "-m", "aptrinsic_sandbox", "--help"],
         capture_output=True,
         text=True,
         check=True,
@@ -415,7 +415,7 @@ def test_cli_help_documents_every_knob():
 
 def test_cli_serves_prints_base_url_and_stops_on_sigterm():
     proc = subprocess.Popen(
-        [sys.executable, "-m", "aptrinsic_dagster.sandbox", "--api-key", "k", "--users", "10"],
+        [sys.executable, "-m", "aptrinsic_sandbox", "--api-key", "k", "--users", "10"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -15,7 +15,6 @@ from pathlib import Path
 import dlt
 import pytest
 
-from aptrinsic_dagster.sandbox import Faults, Sandbox
 from aptrinsic_dagster.sources.aptrinsic import (
     COUNTS_TABLE,
     TABLES,
@@ -26,6 +25,7 @@ from aptrinsic_dagster.sources.aptrinsic import (
 from aptrinsic_dagster.sources.aptrinsic.client import AptrinsicClient, RateLimiter, ScrollPaginator
 from aptrinsic_dagster.sources.aptrinsic.pipeline import load, warehouse_destination
 from aptrinsic_dagster.sources.aptrinsic.settings import EVENT_TABLES, SNAPSHOT_TABLES
+from aptrinsic_sandbox import Faults, Sandbox
 
 from .conftest import API_KEY, DAY_MS, END_DATE, SandboxFactory, ms, query, row_count
 

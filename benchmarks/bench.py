@@ -32,7 +32,7 @@ EVENT_TABLES = 11  # ten /events/* endpoints and survey responses
 
 def spawn_sandbox(*args: str) -> tuple[subprocess.Popen, str]:
     """The sandbox in a process of its own (its CLI), so it never competes for a path's GIL."""
-    command = [sys.executable, "-m", "aptrinsic_dagster.sandbox", "--api-key", KEY, "--end-date", END, *args]
+    command = [sys.executable, "-m", "aptrinsic_sandbox", "--api-key", KEY, "--end-date", END, *args]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     return proc, proc.stdout.readline().strip()
 

@@ -1,4 +1,4 @@
-"""``python -m aptrinsic_dagster.sandbox``: serve the sandbox until SIGINT/SIGTERM."""
+"""``python -m aptrinsic_sandbox``: serve the sandbox until SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from .server import Sandbox, SandboxConfig
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m aptrinsic_dagster.sandbox",
+        prog="python -m aptrinsic_sandbox",
         description="Serve a local Aptrinsic REST API on 127.0.0.1 and print its base URL. "
         "Control paths (no key needed): GET /_sandbox/stats, /_sandbox/requests, /_sandbox/faults, "
         "/_sandbox/count?endpoint=/v1/events/custom&start=MS&end=MS; POST /_sandbox/faults (JSON), "

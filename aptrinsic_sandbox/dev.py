@@ -1,6 +1,6 @@
 """``make dev``: the sandbox on loopback plus ``dagster dev`` wired to it (UI, daemon, schedules).
 
-    .venv/bin/python -m aptrinsic_dagster.dev [--port 3000]
+    .venv/bin/python -m aptrinsic_sandbox.dev [--port 3000]
 
 With ``--real-api``, no sandbox starts and the definitions load the real API with your
 ``APTRINSIC_API_KEY`` (and ``APTRINSIC_BASE_URL`` or the US host).
@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .sandbox import DataConfig, Sandbox, SandboxConfig
+from . import DataConfig, Sandbox, SandboxConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SANDBOX_KEY = "sandbox-demo-key"

@@ -16,10 +16,11 @@ import time
 
 import dagster as dg
 
-from .definitions import defs
+from aptrinsic_dagster.definitions import defs
+from aptrinsic_dagster.sources.aptrinsic import COUNTS_TABLE
+from aptrinsic_dagster.sources.aptrinsic.pipeline import DATASET_NAME, DEFAULT_DUCKDB_PATH, DUCKDB_PATH_ENV
+
 from .dev import ROOT, SANDBOX_KEY, prepare_dagster_home, sandbox_for_demo
-from .sources.aptrinsic import COUNTS_TABLE
-from .sources.aptrinsic.pipeline import DATASET_NAME, DEFAULT_DUCKDB_PATH, DUCKDB_PATH_ENV
 
 
 def main() -> int:
