@@ -5,7 +5,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := python3.11
 UV := $(shell command -v uv 2>/dev/null || echo python3.11 -m uv)
 
-.PHONY: setup test lint format demo dev sandbox bench bench-sandbox
+.PHONY: setup test test-fast lint format demo dev sandbox bench bench-sandbox
 
 .venv/.synced: pyproject.toml uv.lock
 	@$(UV) --version >/dev/null 2>&1 || python3.11 -m pip install --quiet "uv==$(UV_VERSION)"
@@ -16,6 +16,9 @@ setup: .venv/.synced  ## the virtual environment in .venv, exactly as uv.lock pi
 
 test: setup  ## the whole suite against the local sandbox
 	.venv/bin/python -m pytest
+
+test-fast: setup  ## unit and quick integration tests, for the edit-test loop (under 2 minutes)
+	.venv/bin/python -m pytest -m "not slow"
 
 lint: setup
 	.venv/bin/ruff check .

@@ -3,15 +3,27 @@
     APTRINSIC_API_KEY=... python aptrinsic_pipeline.py --start 2026-01-01 --end 2026-02-01
 
 Afterwards: `dlt pipeline aptrinsic_pipeline info`, or in Python
-`dlt.pipeline("aptrinsic_pipeline").dataset().users.df()`.
+`import aptrinsic_pipeline; aptrinsic_pipeline.pipeline().dataset().users.df()`.
 """
 
 from __future__ import annotations
 
 import argparse
 
+import dlt
+
+from aptrinsic_dagster import settings
 from aptrinsic_dagster.sources.aptrinsic import aptrinsic_source
-from aptrinsic_dagster.sources.aptrinsic.pipeline import load, make_pipeline
+from aptrinsic_dagster.sources.aptrinsic.pipeline import load, make_pipeline, tune_process, warehouse_destination
+
+
+def pipeline() -> dlt.Pipeline:
+    """The project's pipeline on the warehouse the settings name (APTRINSIC_DUCKDB_PATH, ...).
+
+    dlt's own ``dlt.pipeline("aptrinsic_pipeline")`` cannot find the DuckDB file: dlt reads a
+    destination's credentials from secrets only, and the project keeps none in files.
+    """
+    return make_pipeline(warehouse_destination(settings.destination(), settings.duckdb_path()))
 
 
 def main() -> None:
@@ -20,9 +32,11 @@ def main() -> None:
     parser.add_argument("--end", help="end of the window, exclusive; default: today 00:00 UTC")
     parser.add_argument("--no-preferences", action="store_true", help="skip user_preferences (one request per user)")
     args = parser.parse_args()
-    pipeline = make_pipeline()
-    source = aptrinsic_source(start=args.start, end=args.end, preferences=not args.no_preferences)
-    for info in load(pipeline, source):
+    tune_process()
+    source = aptrinsic_source(
+        start=args.start, end=args.end, preferences=not args.no_preferences, **settings.api_arguments()
+    )
+    for info in load(pipeline(), source):
         print(info)
 
 

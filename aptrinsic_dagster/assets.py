@@ -12,7 +12,6 @@ import dlt
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
-from .partitions import daily_partitions
 from .resources import AptrinsicResource, WarehouseResource
 from .sources.aptrinsic import aptrinsic_source
 from .sources.aptrinsic.arrow import column_name
@@ -80,13 +79,19 @@ def _load(
             yield result._replace(metadata={**(result.metadata or {}), **extra})
 
 
-def _dlt_assets(source: Any, pipeline: dlt.Pipeline, name: str, tables: list[str], daily: bool = False) -> Any:
+def _dlt_assets(
+    source: Any,
+    pipeline: dlt.Pipeline,
+    name: str,
+    tables: list[str],
+    daily: dg.DailyPartitionsDefinition | None = None,
+) -> Any:
     @dlt_assets(
         dlt_source=source.with_resources(*tables),
         dlt_pipeline=pipeline,
         name=name,
         dagster_dlt_translator=AptrinsicTranslator(),
-        partitions_def=daily_partitions if daily else None,
+        partitions_def=daily,
         # One run for a whole backfill range: one process, one dlt load, API windows of up to
         # 190 days fetched by all event tables at once; DuckDB takes one writer anyway.
         backfill_policy=dg.BackfillPolicy.single_run() if daily else None,
@@ -105,12 +110,12 @@ def _dlt_assets(source: Any, pipeline: dlt.Pipeline, name: str, tables: list[str
     return _assets
 
 
-def build_assets(pipeline: dlt.Pipeline) -> list[dg.AssetsDefinition]:
+def build_assets(pipeline: dlt.Pipeline, daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
     """The assets; ``pipeline`` only tells dagster-dlt the destination at definition time."""
     # Never used to send a request: only its resource names and hints are read here.
     source = aptrinsic_source(api_key="definition-time-only", base_url="http://127.0.0.1:9/v1")
     return [
-        _dlt_assets(source, pipeline, "load_aptrinsic_events", EVENT_NAMES, daily=True),
+        _dlt_assets(source, pipeline, "load_aptrinsic_events", EVENT_NAMES, daily),
         _dlt_assets(source, pipeline, "load_aptrinsic_snapshots", SNAPSHOT_NAMES),
         # Its own step, after users: it reads the identifyIds the users load left in the warehouse.
         _dlt_assets(source, pipeline, "load_aptrinsic_user_preferences", [PREFERENCES.name]),

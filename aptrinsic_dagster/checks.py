@@ -1,4 +1,4 @@
-"""Checks on every table, built on the facts the load recorded (``_aptrinsic_api_counts``).
+"""Checks on every table, built on the API counts the load recorded (``_aptrinsic_api_counts``).
 
 - ``rows_match_api`` (ERROR, blocking): rows in the warehouse for the run's window (events) or
   for the snapshot equal what the API reported: ``totalHits`` on scroll endpoints, else the
@@ -10,7 +10,6 @@ Event checks read the run's partition window from its tags; run on their own (no
 they check the most recently loaded API window.
 """
 
-import datetime as dt
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -18,15 +17,14 @@ import dagster as dg
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from .assets import EVENT_NAMES, POOL, SNAPSHOT_NAMES, asset_key
-from .partitions import daily_partitions
 from .resources import AptrinsicResource, WarehouseResource
-from .sources.aptrinsic import COUNTS_TABLE, TABLES, split_windows, window_key
+from .sources.aptrinsic import API_COUNTS_TABLE, TABLES
 from .sources.aptrinsic.arrow import column_name
+from .sources.aptrinsic.windows import Window, split_windows, window_key
 
 ROWS_MATCH_API = "rows_match_api"
 NO_DUPLICATE_KEYS = "no_duplicate_keys"
 NOT_EMPTY = "not_empty"
-Window = tuple[dt.datetime, dt.datetime]
 
 
 def _specs(tables: Sequence[str]) -> list[dg.AssetCheckSpec]:
@@ -46,7 +44,7 @@ def _specs(tables: Sequence[str]) -> list[dg.AssetCheckSpec]:
     return specs
 
 
-def run_window(tags: dict[str, str]) -> Window | None:
+def run_window(tags: dict[str, str], daily: dg.DailyPartitionsDefinition) -> Window | None:
     """The event window of a run from its partition tags (a single key or a range)."""
     key = tags.get("dagster/partition")
     first = tags.get("dagster/asset_partition_range_start", key)
@@ -54,17 +52,17 @@ def run_window(tags: dict[str, str]) -> Window | None:
     if not first or not last:
         return None
     return (
-        daily_partitions.time_window_for_partition_key(first).start,
-        daily_partitions.time_window_for_partition_key(last).end,
+        daily.time_window_for_partition_key(first).start,
+        daily.time_window_for_partition_key(last).end,
     )
 
 
-class _Facts:
-    """Reads the warehouse for one table: the API's facts and the rows that landed."""
+class _Reconciliation:
+    """Reads the warehouse for one table: the API counts the load recorded, and the rows that landed."""
 
     def __init__(self, sql: Any, table: str) -> None:
         self.sql, self.table = sql, table
-        self.counts = sql.make_qualified_table_name(COUNTS_TABLE)
+        self.counts = sql.make_qualified_table_name(API_COUNTS_TABLE)
         self.target = sql.make_qualified_table_name(table)
 
     def _one(self, query: str, *args: Any) -> tuple:
@@ -75,7 +73,7 @@ class _Facts:
         return tuple(rows[0]) if rows else (None,)
 
     def expected(self, keys: list[str]) -> tuple[int | None, list[str]]:
-        """Sum of what the API reported for ``keys``, and the keys it has no facts for."""
+        """Sum of what the API reported for ``keys``, and the keys it has no API counts for."""
         placeholders = ", ".join(["%s"] * len(keys))
         try:
             rows = self.sql.execute_sql(
@@ -107,15 +105,15 @@ class _Facts:
 
 
 def _evaluate(sql: Any, table: str, window: Window | None, window_days: int, selected: set[str]) -> Iterator[Any]:
-    facts = _Facts(sql, table)
+    counts = _Reconciliation(sql, table)
     windowed = TABLES[table].windowed
     if windowed:
-        window = window or facts.latest_window()
+        window = window or counts.latest_window()
         keys = [window_key(a, b) for a, b in split_windows(*window, window_days)] if window else []
     else:
         keys = [window_key(None, None)]
-    expected, missing = facts.expected(keys) if keys else (None, ["(no load recorded)"])
-    actual, duplicates = facts.rows(window if windowed else None)
+    expected, missing = counts.expected(keys) if keys else (None, ["(no load recorded)"])
+    actual, duplicates = counts.rows(window if windowed else None)
     meta = {
         "expected": expected if expected is not None else "unknown",
         "actual": actual,
@@ -124,7 +122,7 @@ def _evaluate(sql: Any, table: str, window: Window | None, window_days: int, sel
     key = asset_key(table)
     if ROWS_MATCH_API in selected:
         description = (
-            f"No API facts for window(s) {', '.join(missing)}: was this window loaded?"
+            f"No API counts for window(s) {', '.join(missing)}: was this window loaded?"
             if missing
             else f"{actual} rows in the warehouse, {expected} reported by the API"
         )
@@ -153,7 +151,7 @@ def _evaluate(sql: Any, table: str, window: Window | None, window_days: int, sel
         )
 
 
-def _build(name: str, tables: Sequence[str]) -> dg.AssetChecksDefinition:
+def _build(name: str, tables: Sequence[str], daily: dg.DailyPartitionsDefinition) -> dg.AssetChecksDefinition:
     @dg.multi_asset_check(specs=_specs(tables), name=name, can_subset=True, pool=POOL)
     def _checks(
         context: dg.AssetCheckExecutionContext, aptrinsic: AptrinsicResource, warehouse: WarehouseResource
@@ -161,7 +159,7 @@ def _build(name: str, tables: Sequence[str]) -> dg.AssetChecksDefinition:
         selected: dict[str, set[str]] = {}
         for check in context.selected_asset_check_keys:
             selected.setdefault(check.asset_key.path[-1], set()).add(check.name)
-        window = run_window(context.run.tags)
+        window = run_window(context.run.tags, daily)
         with warehouse.sql(context.run.run_id) as sql:
             for table in tables:
                 if table in selected:
@@ -170,10 +168,10 @@ def _build(name: str, tables: Sequence[str]) -> dg.AssetChecksDefinition:
     return _checks
 
 
-def build_checks() -> list[dg.AssetChecksDefinition]:
+def build_checks(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetChecksDefinition]:
     return [
-        _build("aptrinsic_event_checks", EVENT_NAMES),
-        _build("aptrinsic_snapshot_checks", SNAPSHOT_NAMES),
+        _build("aptrinsic_event_checks", EVENT_NAMES, daily),
+        _build("aptrinsic_snapshot_checks", SNAPSHOT_NAMES, daily),
         # Apart from the snapshots: users' blocking check must pass before preferences load.
-        _build("aptrinsic_user_preferences_checks", ["user_preferences"]),
+        _build("aptrinsic_user_preferences_checks", ["user_preferences"], daily),
     ]

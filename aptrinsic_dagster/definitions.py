@@ -9,6 +9,7 @@ from dagster_dlt import DagsterDltResource
 from .assets import build_assets
 from .checks import build_checks
 from .jobs import daily_events_job, snapshots_job
+from .partitions import daily_partitions
 from .resources import AptrinsicResource, WarehouseResource
 from .schedules import daily_events_schedule, snapshots_schedule
 from .sources.aptrinsic.pipeline import make_pipeline
@@ -19,9 +20,10 @@ def defs() -> dg.Definitions:
     # Loaded when Dagster loads the code location, not at import. dagster-dlt needs a pipeline
     # object here for the destination's name only; runs build their own (resources.py).
     pipeline = make_pipeline(pipelines_dir=str(Path(tempfile.gettempdir()) / "aptrinsic_dagster_definitions"))
+    daily = daily_partitions()
     return dg.Definitions(
-        assets=build_assets(pipeline),
-        asset_checks=build_checks(),
+        assets=build_assets(pipeline, daily),
+        asset_checks=build_checks(daily),
         jobs=[daily_events_job, snapshots_job],
         schedules=[daily_events_schedule, snapshots_schedule],
         resources={"dlt": DagsterDltResource(), "aptrinsic": AptrinsicResource(), "warehouse": WarehouseResource()},

@@ -1,9 +1,10 @@
 """Daily (UTC) partitions of the event tables; a partition's window is exactly the window loaded."""
 
-import os
-
 import dagster as dg
 
-START_DATE_ENV = "APTRINSIC_START_DATE"
+from . import settings
 
-daily_partitions = dg.DailyPartitionsDefinition(start_date=os.environ.get(START_DATE_ENV, "2026-01-01"), timezone="UTC")
+
+def daily_partitions(start_date: str | None = None) -> dg.DailyPartitionsDefinition:
+    """From ``start_date``, default ``APTRINSIC_START_DATE`` (read when definitions load)."""
+    return dg.DailyPartitionsDefinition(start_date=start_date or settings.start_date(), timezone="UTC")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -15,21 +14,24 @@ import dlt
 from dlt.extract.source import DltSource
 from pydantic import Field
 
+from . import settings
 from .sources.aptrinsic import AptrinsicConfigError, aptrinsic_source
-from .sources.aptrinsic.pipeline import DUCKDB_PATH_ENV, make_pipeline, warehouse_destination
-from .sources.aptrinsic.settings import BASE_URL_ENV, DEFAULT_RATE_LIMIT, MAX_WINDOW_DAYS, REGIONS
-
-DESTINATION_ENV = "APTRINSIC_DESTINATION"
-PIPELINES_DIR_ENV = "APTRINSIC_PIPELINES_DIR"
+from .sources.aptrinsic.pipeline import make_pipeline, tune_process, warehouse_destination
+from .sources.aptrinsic.settings import DEFAULT_RATE_LIMIT, MAX_WINDOW_DAYS, REGIONS
 
 
 class AptrinsicResource(dg.ConfigurableResource):
-    """The Aptrinsic API. The key is read at run time from ``APTRINSIC_API_KEY`` or from
-    ``[sources.aptrinsic] api_key`` in ``.dlt/secrets.toml``; it is never part of run config."""
+    """The Aptrinsic API. The key is read when a run starts, from ``api_key`` if set (use
+    ``dg.EnvVar``, never a literal), else ``APTRINSIC_API_KEY``, else ``[sources.aptrinsic] api_key``
+    in ``.dlt/secrets.toml``; it is never part of run config."""
 
+    api_key: str | None = Field(
+        default=None,
+        description=f"Set only as dg.EnvVar('NAME'); default: {settings.API_KEY}, else .dlt/secrets.toml.",
+    )
     region: str = Field(default="us", description=f"Data centre: {', '.join(REGIONS)}.")
     base_url: str | None = Field(
-        default=None, description=f"API root including /v1; default: {BASE_URL_ENV}, else the region's host."
+        default=None, description=f"API root including /v1; default: {settings.BASE_URL}, else the region's host."
     )
     page_size: int | None = Field(
         default=None, description="Upper bound for every page; default: each endpoint's maximum."
@@ -46,6 +48,7 @@ class AptrinsicResource(dg.ConfigurableResource):
     )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        tune_process()  # the step's process runs the load
         # Fail at run start, before any asset runs, with errors that name the setting to fix.
         try:  # building the source validates key, region, URL, window and page sizes, sending nothing
             self.source(dt.datetime(2000, 1, 1), dt.datetime(2000, 1, 2), [])
@@ -57,7 +60,7 @@ class AptrinsicResource(dg.ConfigurableResource):
         source = aptrinsic_source(
             start=start,
             end=end,
-            base_url=self.base_url,
+            **settings.api_arguments(self.api_key, self.base_url),
             region=self.region,
             page_size=self.page_size,
             page_sizes=self.page_sizes,
@@ -76,19 +79,22 @@ class WarehouseResource(dg.ConfigurableResource):
     """
 
     destination: str | None = Field(
-        default=None, description=f"dlt destination name; default {DESTINATION_ENV}, else duckdb."
+        default=None,
+        description=f"dlt destination name; default {settings.DESTINATION}, else {settings.DEFAULT_DESTINATION}.",
     )
     duckdb_path: str | None = Field(
-        default=None, description=f"The DuckDB file; default {DUCKDB_PATH_ENV}, else aptrinsic.duckdb."
+        default=None, description=f"The DuckDB file; default {settings.DUCKDB_PATH}, else aptrinsic.duckdb."
     )
     pipelines_dir: str | None = Field(
         default=None,
-        description=f"dlt working dir; default {PIPELINES_DIR_ENV}, else .dlt/pipelines. Each run uses a folder of "
-        "its own below it.",
+        description=f"dlt working dir; default {settings.PIPELINES_DIR}, else {settings.DEFAULT_PIPELINES_DIR}. "
+        "Each run uses a folder of its own below it.",
     )
 
     def _destination(self) -> Any:
-        return warehouse_destination(self.destination or os.environ.get(DESTINATION_ENV, "duckdb"), self.duckdb_path)
+        return warehouse_destination(
+            self.destination or settings.destination(), self.duckdb_path or settings.duckdb_path()
+        )
 
     @contextmanager
     def pipeline(self, run_id: str, step: str) -> Iterator[dlt.Pipeline]:
@@ -97,8 +103,7 @@ class WarehouseResource(dg.ConfigurableResource):
         dlt restores state from the destination, so nothing is lost by starting empty. The
         folder is removed after success and kept after a failure, for inspection.
         """
-        base = self.pipelines_dir or os.environ.get(PIPELINES_DIR_ENV) or str(Path(".dlt") / "pipelines")
-        working = Path(base) / f"{run_id}-{step}"
+        working = Path(self.pipelines_dir or settings.pipelines_dir()) / f"{run_id}-{step}"
         yield make_pipeline(self._destination(), pipelines_dir=str(working))
         shutil.rmtree(working, ignore_errors=True)
 

@@ -1,29 +1,17 @@
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 import dlt
-import duckdb
 import pytest
 
 from aptrinsic_dagster.sources.aptrinsic.pipeline import make_pipeline, warehouse_destination
 from aptrinsic_sandbox import DataConfig, Faults, Sandbox, SandboxConfig
 
-API_KEY = "test-key-0123456789abcdef"
-# A fixed calendar so windows and partitions in tests never depend on the day they run.
-END_DATE = dt.date(2026, 3, 15)
-DAY_MS = 86_400_000
-
-
-def ms(day: dt.date) -> int:
-    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp() * 1000)
-
-
-SandboxFactory = Callable[..., Sandbox]
+from .helpers import API_KEY, END_DATE, SandboxFactory, ms
 
 
 @pytest.fixture(autouse=True)
@@ -34,6 +22,10 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "APTRINSIC_BASE_URL",
         "APTRINSIC_DUCKDB_PATH",
         "SOURCES__APTRINSIC__API_KEY",
+        "SOURCES__APTRINSIC__BASE_URL",
+        "APTRINSIC_DESTINATION",
+        "APTRINSIC_PIPELINES_DIR",
+        "APTRINSIC_START_DATE",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("RUNTIME__REQUEST_BACKOFF_FACTOR", "0.02")
@@ -84,15 +76,6 @@ def duckdb_path(tmp_path: Path) -> Path:
 def pipeline(tmp_path: Path, duckdb_path: Path) -> dlt.Pipeline:
     """The project's pipeline, writing a DuckDB file and a working dir of its own under tmp_path."""
     return make_pipeline(warehouse_destination(duckdb_path=duckdb_path), pipelines_dir=str(tmp_path / "pipelines"))
-
-
-def query(path: Path, sql: str, *params: object) -> list[tuple]:
-    with duckdb.connect(str(path), read_only=True) as con:
-        return con.execute(sql, list(params)).fetchall()
-
-
-def row_count(path: Path, table: str) -> int:
-    return query(path, f"SELECT count(*) FROM aptrinsic_data.{table}")[0][0]
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,8 @@ import pytest
 from aptrinsic_dagster.sources.aptrinsic.settings import EVENT_TABLES, SNAPSHOT_TABLES
 from aptrinsic_sandbox import Faults
 
-from .conftest import API_KEY, Deployment, ms, query, row_count
+from .conftest import Deployment
+from .helpers import API_KEY, ms, query, row_count
 
 RANGE = {"dagster/asset_partition_range_start": "2026-03-12", "dagster/asset_partition_range_end": "2026-03-13"}
 RANGE_MS = (ms(dt.date(2026, 3, 12)), ms(dt.date(2026, 3, 14)))
@@ -50,6 +51,7 @@ def _contents(path: Path, table: str) -> list[tuple]:
     return query(path, f"SELECT * EXCLUDE (_dlt_load_id) FROM aptrinsic_data.{table} ORDER BY event_id")
 
 
+@pytest.mark.slow
 def test_rerunning_a_partition_leaves_identical_rows(defs, deploy):
     deployment = deploy(users=100, events_per_day=80)
     assert run(defs, deployment, "aptrinsic_daily_events", partition_key="2026-03-10").success
@@ -59,6 +61,7 @@ def test_rerunning_a_partition_leaves_identical_rows(defs, deploy):
     assert all(before.values())
 
 
+@pytest.mark.slow
 def test_reconciliation_fails_when_the_api_drops_records_and_blocks_downstream(defs, deploy):
     deployment = deploy(users=3000, events_per_day=300, faults=Faults(drop_rate=0.02))
     snapshots = run(defs, deployment, "aptrinsic_snapshots")

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import API_KEY, DAY_MS, Deployment, ms, row_count
+from .conftest import Deployment
+from .helpers import API_KEY, DAY_MS, ms, row_count
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTITIONS = [f"2026-03-{day:02d}" for day in range(5, 12)]

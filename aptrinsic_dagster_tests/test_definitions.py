@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = [
@@ -36,6 +37,7 @@ SNAPSHOTS = [
 ]
 
 
+@pytest.mark.slow
 def test_dagster_definitions_validate_passes():
     result = subprocess.run(
         [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],

@@ -13,7 +13,7 @@ import requests
 
 from aptrinsic_sandbox import Faults, Sandbox
 
-from .conftest import API_KEY, DAY_MS, END_DATE, SandboxFactory, ms
+from .helpers import API_KEY, DAY_MS, END_DATE, SandboxFactory, ms
 
 HEADERS = {"X-APTRINSIC-API-KEY": API_KEY}
 END_MS = ms(END_DATE)

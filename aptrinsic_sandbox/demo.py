@@ -16,9 +16,10 @@ import time
 
 import dagster as dg
 
+from aptrinsic_dagster import settings
 from aptrinsic_dagster.definitions import defs
-from aptrinsic_dagster.sources.aptrinsic import COUNTS_TABLE
-from aptrinsic_dagster.sources.aptrinsic.pipeline import DATASET_NAME, DEFAULT_DUCKDB_PATH, DUCKDB_PATH_ENV
+from aptrinsic_dagster.sources.aptrinsic import API_COUNTS_TABLE
+from aptrinsic_dagster.sources.aptrinsic.pipeline import DATASET_NAME, DEFAULT_DUCKDB_PATH
 
 from .dev import ROOT, SANDBOX_KEY, prepare_dagster_home, sandbox_for_demo
 
@@ -26,11 +27,11 @@ from .dev import ROOT, SANDBOX_KEY, prepare_dagster_home, sandbox_for_demo
 def main() -> int:
     started = time.perf_counter()
     os.environ["DAGSTER_HOME"] = str(prepare_dagster_home(ROOT / ".dagster_home"))
-    duckdb_path = os.environ.setdefault(DUCKDB_PATH_ENV, str(ROOT / DEFAULT_DUCKDB_PATH))
+    duckdb_path = os.environ.setdefault(settings.DUCKDB_PATH, str(ROOT / DEFAULT_DUCKDB_PATH))
     yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     first = yesterday - dt.timedelta(days=6)
     with sandbox_for_demo() as sandbox:
-        os.environ.update(APTRINSIC_API_KEY=SANDBOX_KEY, APTRINSIC_BASE_URL=sandbox.base_url)
+        os.environ.update({settings.API_KEY: SANDBOX_KEY, settings.BASE_URL: sandbox.base_url})
         definitions = defs()
         with dg.DagsterInstance.get() as instance:
             results = {
@@ -67,7 +68,7 @@ def _report(results: dict[str, dg.ExecuteInProcessResult], duckdb_path: str) -> 
             for (t,) in con.execute(
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = ? ORDER BY 1", [DATASET_NAME]
             ).fetchall()
-            if not t.startswith("_dlt") and t != COUNTS_TABLE
+            if not t.startswith("_dlt") and t != API_COUNTS_TABLE
         ]
         print("\nrows per table")
         for table in tables:

@@ -25,9 +25,10 @@ from pathlib import Path
 
 import requests
 
+from aptrinsic_dagster.sources.aptrinsic.settings import EVENT_TABLES, SNAPSHOT_TABLES
+
 KEY = "bench-key"
 START, END = "2026-01-30", "2026-03-01"  # 30 days of events, the sandbox's whole range
-EVENT_TABLES = 11  # ten /events/* endpoints and survey responses
 
 
 def spawn_sandbox(*args: str) -> tuple[subprocess.Popen, str]:
@@ -38,7 +39,7 @@ def spawn_sandbox(*args: str) -> tuple[subprocess.Popen, str]:
 
 
 def _sandbox(users: int, events: int, *extra: str) -> tuple[subprocess.Popen, str]:
-    per_day = max(1, round(events / (EVENT_TABLES * 30)))
+    per_day = max(1, round(events / (len(EVENT_TABLES) * 30)))
     accounts = max(1, users // 10)
     return spawn_sandbox(
         "--users", str(users), "--accounts", str(accounts), "--events-per-day", str(per_day), "--days", "30", *extra
@@ -98,11 +99,8 @@ def _run_path(path: str, base_url: str, workdir: Path, *extra: str) -> dict:
 
 def _expected(base_url: str, events_only: bool) -> int:
     root = base_url.removesuffix("/v1")
-    from aptrinsic_dagster.sources.aptrinsic.settings import EVENT_TABLES as EVENTS
-    from aptrinsic_dagster.sources.aptrinsic.settings import SNAPSHOT_TABLES
-
     total = 0
-    for table in (*EVENTS, *(() if events_only else SNAPSHOT_TABLES)):
+    for table in (*EVENT_TABLES, *(() if events_only else SNAPSHOT_TABLES)):
         params = {"endpoint": "/v1" + table.path, "start": START, "end": END}
         total += requests.get(root + "/_sandbox/count", params=params, timeout=30).json()["count"]
     return total

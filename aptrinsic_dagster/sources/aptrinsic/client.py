@@ -17,15 +17,9 @@ from dlt.sources.helpers.rest_client.paginators import BasePaginator
 from requests import HTTPError, PreparedRequest, Request, Response
 from requests.adapters import HTTPAdapter
 
-from .settings import API_KEY_ENV, API_KEY_HEADER, BASE_URL_ENV, REGIONS
-
-
-class AptrinsicError(Exception):
-    """An answer from the API that retrying will not change."""
-
-
-class AptrinsicAuthError(AptrinsicError):
-    pass
+from .api_counts import ApiCounts
+from .errors import AptrinsicAuthError, AptrinsicError
+from .settings import API_KEY_HEADER, REGIONS
 
 
 class RateLimiter:
@@ -71,9 +65,9 @@ def _raise_for_status(response: Response, *args: Any, **kwargs: Any) -> None:
     if response.status_code in (401, 403):
         raise AptrinsicAuthError(
             f"Aptrinsic answered {response.status_code} ({message}) for GET {path}. Check the API key sent as "
-            f"{API_KEY_HEADER}: set {API_KEY_ENV} or [sources.aptrinsic] api_key in .dlt/secrets.toml, and "
+            f"{API_KEY_HEADER}: set APTRINSIC_API_KEY or [sources.aptrinsic] api_key in .dlt/secrets.toml, and "
             f"make sure it has Read permission and belongs to the region of {response.url.split('/v1')[0]} "
-            f"(regions: {', '.join(f'{k}={v}' for k, v in REGIONS.items())}; override with {BASE_URL_ENV})."
+            f"(regions: {', '.join(f'{k}={v}' for k, v in REGIONS.items())}; override with APTRINSIC_BASE_URL)."
         )
     if response.status_code == 429 or response.status_code >= 500:
         raise HTTPError(f"{response.status_code} from GET {path}: {message}", response=response)
@@ -125,8 +119,8 @@ class ScrollPaginator(BasePaginator):
         request.params["scrollId"] = self._scroll_id
 
 
-class PageNumberPaginator(BasePaginator):
-    """Zero-based page numbers: ``{<key>: [...], pageNumber, isLastPage}``.
+class IsLastPagePaginator(BasePaginator):
+    """Zero-based page numbers that end on the API's flag: ``{<key>: [...], pageNumber, isLastPage}``.
 
     Stops on ``isLastPage`` or a short page. Example: pageSize=2 -> ``{"segments": [a, b],
     "pageNumber": 0, "isLastPage": false}``, then ``?pageNumber=1`` -> ``{"segments": [c],
@@ -149,15 +143,6 @@ class PageNumberPaginator(BasePaginator):
 
     def update_request(self, request: Request) -> None:
         request.params["pageNumber"] = self._page
-
-
-@dataclass
-class ApiCounts:
-    """What one walk over an endpoint saw: the facts asset checks reconcile against."""
-
-    total_hits: int | None = None
-    records: int = 0
-    pages: int = 0
 
 
 @dataclass

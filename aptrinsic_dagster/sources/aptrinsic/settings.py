@@ -5,18 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from .errors import AptrinsicConfigError
+
 REGIONS = {
     "us": "https://api.aptrinsic.com/v1",
     "eu": "https://api-eu.aptrinsic.com/v1",
     "us2": "https://api-us2.aptrinsic.com/v1",
 }
 API_KEY_HEADER = "X-APTRINSIC-API-KEY"
-API_KEY_ENV = "APTRINSIC_API_KEY"
-BASE_URL_ENV = "APTRINSIC_BASE_URL"
 MAX_WINDOW_DAYS = 190  # the API answers 400 "Exceeded date range190days" above it
 DEFAULT_RATE_LIMIT = 150.0  # requests/s; the API allows ~200/s and answers 429 above
 DEFAULT_PREFERENCE_WORKERS = 8
-COUNTS_TABLE = "_aptrinsic_api_counts"  # what the API reported per table and window
 
 # Non-string scalar fields of the contract's definitions (no name has two types there). A page
 # where such a field is null throughout still creates its column with the contract's type.
@@ -206,3 +205,23 @@ PREFERENCES = Table(
 )
 
 TABLES = {t.name: t for t in (*EVENT_TABLES, *SNAPSHOT_TABLES, PREFERENCES)}
+
+
+def page_sizes_by_table(page_size: int | None, page_sizes: dict[str, int]) -> dict[str, int]:
+    """The page each table asks for: ``page_sizes[table]`` exactly (within the endpoint's maximum,
+    or an error: the API answers 400 above it), else the endpoint's maximum capped at ``page_size``."""
+    unknown = set(page_sizes) - set(TABLES)
+    if unknown:
+        raise AptrinsicConfigError(f"page_sizes names unknown tables: {', '.join(sorted(unknown))}")
+    if page_size is not None and page_size < 1:
+        raise AptrinsicConfigError(f"page_size must be at least 1, got {page_size}")
+    sizes = {}
+    for t in TABLES.values():
+        size = page_sizes.get(t.name)
+        if size is not None and t.max_page_size and not 1 <= size <= t.max_page_size:
+            raise AptrinsicConfigError(
+                f"page_sizes[{t.name!r}] = {size}, but the API allows 1..{t.max_page_size} on {t.path} "
+                "(it answers 400 above the maximum)."
+            )
+        sizes[t.name] = size or min(page_size or t.max_page_size, t.max_page_size)
+    return sizes
