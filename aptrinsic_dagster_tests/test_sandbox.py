@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -409,6 +410,10 @@ def test_cli_help_documents_every_knob():
         "--latency-ms",
         "--latency-jitter-ms",
         "--rate-cap",
+        "--deleted-user",
+        "--late-day",
+        "--late-fraction",
+        "--late-after-s",
     ):
         assert flag in out
 
@@ -429,3 +434,43 @@ def test_cli_serves_prints_base_url_and_stops_on_sigterm():
         assert proc.wait(timeout=10) == 0
     finally:
         proc.kill()
+
+
+def _events(sandbox: Sandbox, day: dt.date) -> list[dict]:
+    window = f"date>={ms(day)};date<{ms(day) + DAY_MS}"
+    body = get(sandbox, "/v1/events/session", filter=window, pageSize=1000).json()
+    assert body["totalHits"] == len(body["sessionInitializedEvents"])
+    return body["sessionInitializedEvents"]
+
+
+def test_a_deleted_user_loses_every_event_in_pages_and_counts(make_sandbox: SandboxFactory):
+    sandbox = make_sandbox(users=20, events_per_day=200)
+    day = END_DATE - dt.timedelta(days=2)
+    before = _events(sandbox, day)
+    erased = before[0]["identifyId"]
+    sandbox.faults.update(deleted_users=[erased])
+    after = _events(sandbox, day)
+    assert {e["eventId"] for e in after} == {e["eventId"] for e in before if e["identifyId"] != erased}
+    assert len(after) < len(before)
+    assert sandbox.count("/v1/events/session", ms(day), ms(day) + DAY_MS) == len(after)
+    url = f"{sandbox.root_url}/_sandbox/count"
+    params = {"endpoint": "/v1/events/session", "start": ms(day), "end": ms(day) + DAY_MS}
+    assert requests.get(url, params=params, timeout=10).json()["count"] == len(after)
+
+
+def test_late_events_appear_when_the_knob_is_cleared_or_after_a_time(make_sandbox: SandboxFactory):
+    day = END_DATE - dt.timedelta(days=3)
+    sandbox = make_sandbox(users=50, events_per_day=400, faults=Faults(late_days=(day.isoformat(),), late_fraction=0.2))
+    early = _events(sandbox, day)
+    other_day = _events(sandbox, day - dt.timedelta(days=1))
+    sandbox.faults.update(late_days=[])
+    settled = _events(sandbox, day)
+    assert {e["eventId"] for e in early} < {e["eventId"] for e in settled}
+    assert 0.1 < 1 - len(early) / len(settled) < 0.3  # about the fraction asked for
+    assert _events(sandbox, day - dt.timedelta(days=1)) == other_day  # other days are untouched
+    # Late by a time: hidden now, served once the delay has passed.
+    requests.post(f"{sandbox.root_url}/_sandbox/faults", json={"late_days": [day.isoformat()], "late_after_s": 0.5},
+                  timeout=10)  # fmt: skip
+    assert len(_events(sandbox, day)) == len(early)
+    time.sleep(0.6)
+    assert len(_events(sandbox, day)) == len(settled)

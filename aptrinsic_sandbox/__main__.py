@@ -94,6 +94,28 @@ def parser() -> argparse.ArgumentParser:
         default=200,
         help="requests per second above which the API answers 429 (0: no cap; real API: ~200)",
     )
+    c = p.add_argument_group("changes at the source (valid answers; /_sandbox/count follows them)")
+    c.add_argument(
+        "--deleted-user",
+        action="append",
+        default=[],
+        metavar="IDENTIFY_ID",
+        help="a user erased at the source: none of their events is served (repeatable)",
+    )
+    c.add_argument(
+        "--late-day",
+        action="append",
+        default=[],
+        metavar="YYYY-MM-DD",
+        help="a UTC day part of whose events arrive late: not served yet (repeatable)",
+    )
+    c.add_argument("--late-fraction", type=float, default=0.1, help="the share of a late day's events that is late")
+    c.add_argument(
+        "--late-after-s",
+        type=float,
+        default=None,
+        help="late events appear this many seconds after start (default: when late_days is cleared over HTTP)",
+    )
     return p
 
 
@@ -121,6 +143,10 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         latency_ms=args.latency_ms,
         latency_jitter_ms=args.latency_jitter_ms,
         rate_cap=args.rate_cap,
+        deleted_users=tuple(args.deleted_user),
+        late_days=tuple(args.late_day),
+        late_fraction=args.late_fraction,
+        late_after_s=args.late_after_s,
     )
     return SandboxConfig(
         data=data,

@@ -9,6 +9,8 @@ import time
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
+from .changes import SourceChanges
+
 Action = Literal["ok", "400", "429", "5xx", "reset", "malformed"]
 
 
@@ -28,6 +30,14 @@ class Faults:
     latency_ms: float = 0.0
     latency_jitter_ms: float = 0.0  # uniform extra latency in [0, jitter)
     rate_cap: int = 200  # requests per second before 429 "Rate limit exceeded"; 0: no cap
+    # Changes at the source after a load (changes.py): valid answers, not faults.
+    deleted_users: tuple[str, ...] = ()  # identifyIds erased at the source: their events are gone
+    late_days: tuple[str, ...] = ()  # UTC days (YYYY-MM-DD) part of whose events arrive late
+    late_fraction: float = 0.1  # the share of a late day's events that is not visible yet
+    late_after_s: float | None = None  # they appear this long after late_days is set; None: when it is cleared
+
+    def __post_init__(self) -> None:
+        self._late_since = time.monotonic()
 
     def update(self, **changes: Any) -> None:
         names = {f.name for f in fields(self)}
@@ -35,7 +45,18 @@ class Faults:
         if unknown:
             raise ValueError(f"unknown fault knob(s): {', '.join(sorted(unknown))}")
         for name, value in changes.items():
-            setattr(self, name, value)
+            setattr(self, name, tuple(value) if isinstance(value, list) else value)
+        if "late_days" in changes:
+            self._late_since = time.monotonic()
+
+    def source_changes(self) -> SourceChanges | None:
+        """What the API hides now, or None when it serves every generated event."""
+        late = self.late_days and (self.late_after_s is None or time.monotonic() < self._late_since + self.late_after_s)
+        if not self.deleted_users and not late:
+            return None
+        return SourceChanges(
+            frozenset(self.deleted_users), frozenset(self.late_days if late else ()), self.late_fraction
+        )
 
 
 class FaultInjector:

@@ -126,7 +126,11 @@ class Sandbox:
         if endpoint.windowed:
             start = self.dataset.start_ms if start_ms is None else start_ms
             end = self.dataset.end_ms if end_ms is None else end_ms
-            return self.dataset.count_events(endpoint.collection, start, end)
+            changes = self.faults.source_changes()
+            if changes is None:
+                return self.dataset.count_events(endpoint.collection, start, end)
+            rows = EventRows(self.dataset, endpoint.collection, start, end, descending=False)
+            return sum(map(changes.keeps, map(orjson.loads, rows.slice(0, rows.total))))
         return entity_rows(self.dataset, endpoint.collection).total
 
     def now_ms(self) -> int:
@@ -248,9 +252,10 @@ class Sandbox:
         except QueryError as exc:
             raise ApiError(400, str(exc)) from None
         simple_sort = not sort or (len(sort) == 1 and sort[0][0] == "date")
-        if len(groups) == 1 and not groups[0].terms and simple_sort:
+        changes = self.faults.source_changes()
+        if len(groups) == 1 and not groups[0].terms and simple_sort and changes is None:
             return EventRows(self.dataset, endpoint.collection, *windows[0], descending=bool(sort and sort[0][1]))
-        # Rare shapes (OR groups, non-date terms, other sorts): materialise the span and filter.
+        # Rare shapes (OR groups, non-date terms, other sorts, changed data): materialise and filter.
         span = EventRows(
             self.dataset,
             endpoint.collection,
@@ -262,6 +267,7 @@ class Sandbox:
             r
             for r in map(orjson.loads, span.slice(0, span.total))
             if any(w[0] <= r["date"] < w[1] and g.matches(r) for g, w in zip(groups, windows, strict=True))
+            and (changes is None or changes.keeps(r))
         ]
         return ListRows(_sorted(records, sort))
 
