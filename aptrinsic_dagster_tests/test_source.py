@@ -306,3 +306,54 @@ def test_a_reader_during_a_snapshot_refresh_sees_the_old_or_the_new_table_never_
     assert len(info.load_packages[0].jobs["completed_jobs"]) > 10, "the refresh came in many load files"
     assert len(seen) > 20 and set(seen) <= {1500, 2600}, sorted(set(seen))
     assert row_count(duckdb_path, "users") == 2600
+
+
+def _per_day(path: Path, table: str) -> dict[dt.date, int]:
+    return dict(query(path, f"SELECT CAST(date AS DATE), count(*) FROM aptrinsic_data.{table} GROUP BY 1"))
+
+
+def _api_per_day(sandbox: Sandbox, path: str, first: dt.date, days: int) -> dict[dt.date, int]:
+    counts = {}
+    for day in (first + dt.timedelta(days=i) for i in range(days)):
+        if n := sandbox.count(path, ms(day), ms(day) + DAY_MS):
+            counts[day] = n
+    return counts
+
+
+def test_reloading_a_window_converges_on_late_events_and_deletions_at_the_source(
+    make_sandbox: SandboxFactory, pipeline, duckdb_path: Path
+):
+    late = START + dt.timedelta(days=2)
+    sandbox = make_sandbox(users=40, events_per_day=120, faults=Faults(late_days=(late.isoformat(),)))
+    tables = [t.name for t in EVENT_TABLES]
+    load(pipeline, source(sandbox, preferences=False).with_resources(*tables))
+    loaded = {t.name: _per_day(duckdb_path, t.name) for t in EVENT_TABLES}
+    # Late events arrive, and two users are erased at the source.
+    erased = [u for (u,) in query(duckdb_path, "SELECT DISTINCT identify_id FROM aptrinsic_data.events_custom")][:2]
+    sandbox.faults.update(late_days=[], deleted_users=erased)
+    load(pipeline, source(sandbox, preferences=False).with_resources(*tables))
+    for table in EVENT_TABLES:
+        landed = _per_day(duckdb_path, table.name)
+        assert landed == _api_per_day(sandbox, "/v1" + table.path, START, 7), table.name
+        assert landed != loaded[table.name], table.name  # the source did change for every table
+    gone = query(duckdb_path, "SELECT count(*) FROM aptrinsic_data.events_session WHERE identify_id IN (?, ?)", *erased)
+    assert gone == [(0,)]
+    [(markers,)] = query(duckdb_path, "SELECT count(*) FROM aptrinsic_data.events_session WHERE event_id LIKE '~%'")
+    assert markers == 0
+
+
+def test_a_day_that_becomes_empty_at_the_source_is_emptied(make_sandbox: SandboxFactory, pipeline, duckdb_path):
+    sandbox = make_sandbox(users=3, events_per_day=20)
+    day = END_DATE - dt.timedelta(days=1)
+    load(pipeline, source(sandbox, day, END_DATE).with_resources("events_lead"))
+    assert _per_day(duckdb_path, "events_lead")[day] > 0
+    users = [u for (u,) in query(duckdb_path, "SELECT DISTINCT identify_id FROM aptrinsic_data.events_lead")]
+    sandbox.faults.update(deleted_users=users)
+    load(pipeline, source(sandbox, day, END_DATE).with_resources("events_lead"))
+    assert _per_day(duckdb_path, "events_lead") == {}
+
+
+def test_a_window_that_is_not_whole_days_is_refused_before_any_request(sandbox: Sandbox):
+    with pytest.raises(AptrinsicConfigError, match="whole UTC days"):
+        source(sandbox, "2026-03-01T06:00:00", "2026-03-02")
+    assert sandbox.stats.snapshot()["total_requests"] == 0

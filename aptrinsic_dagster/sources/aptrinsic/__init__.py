@@ -21,6 +21,7 @@ from dlt.common.typing import TSecretStrValue
 from dlt.sources import DltResource
 from dlt.sources.helpers.rest_client.paginators import BasePaginator, SinglePagePaginator
 
+from . import replace_days
 from .api_counts import API_COUNTS_KEY, API_COUNTS_TABLE, ApiCounts
 from .arrow import TypeKeeper, column_name, to_arrow
 from .client import AptrinsicClient, IsLastPagePaginator, RateLimiter, ScrollPaginator
@@ -89,7 +90,9 @@ def aptrinsic_source(
         raise AptrinsicConfigError(f"window_days must be 1..{MAX_WINDOW_DAYS} (the API's limit), got {window_days}")
     sizes = page_sizes_by_table(page_size, page_sizes or {})
     client = AptrinsicClient(resolve_base_url(base_url, region), api_key, RateLimiter(rate_limit))
-    windows = split_windows(*event_window(start, end), window_days)
+    window = event_window(start, end)
+    replace_days.whole_days(window)  # before any request
+    windows = split_windows(*window, window_days)
     resources = [_event_resource(client, t, sizes[t.name], windows) for t in EVENT_TABLES]
     resources += [_snapshot_resource(client, t, sizes[t.name]) for t in SNAPSHOT_TABLES]
     if preferences:
@@ -106,7 +109,7 @@ def resolve_base_url(base_url: str | None = None, region: str = "us") -> str:
     return url
 
 
-def _resource(gen: Any, table: Table, write_disposition: str, parallelized: bool = True) -> DltResource:
+def _resource(gen: Any, table: Table, write_disposition: Any, parallelized: bool = True, **hints: Any) -> DltResource:
     resource = dlt.resource(gen, name=table.name, parallelized=parallelized)
     # The facts table is a variant of every resource. It must be declared before the resource's own
     # column hints: a variant starts from the resource's hints and would inherit its JSON columns.
@@ -116,10 +119,12 @@ def _resource(gen: Any, table: Table, write_disposition: str, parallelized: bool
         primary_key=API_COUNTS_KEY,
         create_table_variant=True,
     )
+    columns: dict[str, Any] = {column_name(f): {"data_type": "json"} for f in table.json_fields}
     resource.apply_hints(
         write_disposition=write_disposition,
         primary_key=column_name(table.primary_key),
-        columns={column_name(f): {"data_type": "json"} for f in table.json_fields},
+        columns={**columns, **hints.pop("columns", {})},
+        **hints,
     )
     return resource
 
@@ -136,14 +141,21 @@ def _event_resource(client: AptrinsicClient, table: Table, page_size: int, windo
     def events() -> Iterator[Any]:
         keeper = _type_keeper(table)
         for window in windows:
+            yield replace_days.day_markers(replace_days.whole_days(window), column_name(table.primary_key))
             counts = ApiCounts()
             params = {"filter": date_filter(window), "sort": "date"}
             for records in client.pages(table.path, table.record_key, _paginator(table, page_size), params, counts):
                 if records:
-                    yield keeper.conform(to_arrow(records, table.json_fields))
+                    yield replace_days.with_day(keeper.conform(to_arrow(records, table.json_fields)))
             yield counts.row(table.name, *window)
 
-    return _resource(events, table, "merge")
+    return _resource(
+        events,
+        table,
+        replace_days.WRITE_DISPOSITION,
+        merge_key=replace_days.DAY_COLUMN,
+        columns=replace_days.COLUMN_HINTS,
+    )
 
 
 def _paginator(table: Table, page_size: int) -> BasePaginator:
