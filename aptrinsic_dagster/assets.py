@@ -12,9 +12,11 @@ import dlt
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
+from . import day_counts
 from .resources import AptrinsicResource, WarehouseResource
 from .sources.aptrinsic import aptrinsic_source
 from .sources.aptrinsic.arrow import column_name
+from .sources.aptrinsic.replace_days import whole_days
 from .sources.aptrinsic.settings import EVENT_TABLES, PREFERENCES, SNAPSHOT_TABLES, TABLES
 
 # One warehouse writer at a time: DuckDB takes a file lock, and checks read the same file.
@@ -77,6 +79,11 @@ def _load(
     with warehouse.pipeline(context.run_id, context.op_execution_context.op.name) as pipeline:
         for result in dlt_resource.run(context=context, dlt_source=source, dlt_pipeline=pipeline):
             yield result._replace(metadata={**(result.metadata or {}), **extra})
+        if window is not None:  # what the drift sensor compares the API with later
+            days = whole_days((window.start, window.end))
+            with pipeline.sql_client() as sql:
+                for key in context.selected_asset_keys:
+                    day_counts.record(context, key, day_counts.warehouse_counts(sql, key.path[-1], days))
 
 
 def _dlt_assets(

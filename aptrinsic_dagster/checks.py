@@ -16,15 +16,20 @@ from typing import Any
 import dagster as dg
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
+from . import day_counts
 from .assets import EVENT_NAMES, POOL, SNAPSHOT_NAMES, asset_key
 from .resources import AptrinsicResource, WarehouseResource
 from .sources.aptrinsic import API_COUNTS_TABLE, TABLES
 from .sources.aptrinsic.arrow import column_name
+from .sources.aptrinsic.replace_days import whole_days
 from .sources.aptrinsic.windows import Window, split_windows, window_key
 
 ROWS_MATCH_API = "rows_match_api"
 NO_DUPLICATE_KEYS = "no_duplicate_keys"
 NOT_EMPTY = "not_empty"
+STILL_MATCHES_API = "still_matches_api"
+# What a load runs; still_matches_api re-counts the API, so it runs on demand (its own job).
+DRIFT_REPAIR_CHECKS = (ROWS_MATCH_API, NO_DUPLICATE_KEYS, NOT_EMPTY)
 
 
 def _specs(tables: Sequence[str]) -> list[dg.AssetCheckSpec]:
@@ -168,9 +173,51 @@ def _build(name: str, tables: Sequence[str], daily: dg.DailyPartitionsDefinition
     return _checks
 
 
+def _build_still_matches(daily: dg.DailyPartitionsDefinition) -> dg.AssetChecksDefinition:
+    specs = [
+        dg.AssetCheckSpec(
+            STILL_MATCHES_API,
+            asset=asset_key(name),
+            description="Re-counts the API now, per day of the run's partition(s), against the warehouse (WARN).",
+        )
+        for name in EVENT_NAMES
+    ]
+
+    @dg.multi_asset_check(specs=specs, name="aptrinsic_still_matches_api", can_subset=True, pool=POOL)
+    def _checks(
+        context: dg.AssetCheckExecutionContext, aptrinsic: AptrinsicResource, warehouse: WarehouseResource
+    ) -> Iterator[dg.AssetCheckResult]:
+        tables = [check.asset_key.path[-1] for check in context.selected_asset_check_keys]
+        window = run_window(context.run.tags, daily)
+        with warehouse.sql(context.run.run_id) as sql:
+            window = window or _Reconciliation(sql, tables[0]).latest_window()
+            days = whole_days(window) if window else []
+            api = aptrinsic.count_days([(t, d) for t in tables for d in days], aptrinsic.rate_limit)
+            for table in tables:
+                landed = day_counts.warehouse_counts(sql, table, days) if days else {}
+                changed = {
+                    d.isoformat(): f"{landed[d]} -> {api[(table, d)]}" for d in days if landed[d] != api[(table, d)]
+                }
+                yield dg.AssetCheckResult(
+                    asset_key=asset_key(table),
+                    check_name=STILL_MATCHES_API,
+                    passed=bool(days) and not changed,
+                    severity=dg.AssetCheckSeverity.WARN,
+                    metadata={
+                        "window": f"[{window[0].isoformat()}, {window[1].isoformat()})" if window else "none loaded",
+                        "expected": sum(api[(table, d)] for d in days),
+                        "actual": sum(landed.values()),
+                        "changed_days": changed or "none",
+                    },
+                )
+
+    return _checks
+
+
 def build_checks(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetChecksDefinition]:
     return [
         _build("aptrinsic_event_checks", EVENT_NAMES, daily),
+        _build_still_matches(daily),
         _build("aptrinsic_snapshot_checks", SNAPSHOT_NAMES, daily),
         # Apart from the snapshots: users' blocking check must pass before preferences load.
         _build("aptrinsic_user_preferences_checks", ["user_preferences"], daily),

@@ -6,12 +6,14 @@ from pathlib import Path
 import dagster as dg
 from dagster_dlt import DagsterDltResource
 
+from . import settings
 from .assets import build_assets
 from .checks import build_checks
-from .jobs import daily_events_job, snapshots_job
+from .jobs import daily_events_job, snapshots_job, still_matches_job
 from .partitions import daily_partitions
 from .resources import AptrinsicResource, WarehouseResource
 from .schedules import daily_events_schedule, snapshots_schedule
+from .sensors import build_drift_sensor
 from .sources.aptrinsic.pipeline import make_pipeline
 
 
@@ -24,8 +26,9 @@ def defs() -> dg.Definitions:
     return dg.Definitions(
         assets=build_assets(pipeline, daily),
         asset_checks=build_checks(daily),
-        jobs=[daily_events_job, snapshots_job],
+        jobs=[daily_events_job, snapshots_job, still_matches_job(daily)],
         schedules=[daily_events_schedule, snapshots_schedule],
+        sensors=[build_drift_sensor(daily_events_job, daily, settings.drift_days(), settings.drift_interval_seconds())],
         resources={"dlt": DagsterDltResource(), "aptrinsic": AptrinsicResource(), "warehouse": WarehouseResource()},
         # Steps share one warehouse writer (pool), so separate processes would only add start-up time.
         executor=dg.in_process_executor,

@@ -1,12 +1,17 @@
-"""Asset jobs: yesterday's events (partitioned) and the snapshot refresh; checks ride along."""
+"""Asset jobs: yesterday's events (partitioned), the snapshot refresh, and the on-demand re-count."""
+
+from typing import Any
 
 import dagster as dg
 
-from .assets import EVENTS_GROUP, SNAPSHOTS_GROUP
+from .assets import EVENT_NAMES, EVENTS_GROUP, SNAPSHOTS_GROUP, asset_key
+from .checks import STILL_MATCHES_API
+
+_STILL_MATCHES = dg.AssetSelection.checks(*(dg.AssetCheckKey(asset_key(t), STILL_MATCHES_API) for t in EVENT_NAMES))
 
 daily_events_job = dg.define_asset_job(
     "aptrinsic_daily_events",
-    selection=dg.AssetSelection.groups(EVENTS_GROUP),
+    selection=dg.AssetSelection.groups(EVENTS_GROUP) - _STILL_MATCHES,
     description="Load one day (or a backfill range) of every event table, then check it against the API.",
 )
 
@@ -15,3 +20,12 @@ snapshots_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups(SNAPSHOTS_GROUP),
     description="Refresh every snapshot table (users before their preferences), then check it.",
 )
+
+
+def still_matches_job(daily: dg.DailyPartitionsDefinition) -> Any:
+    return dg.define_asset_job(
+        "aptrinsic_still_matches_api",
+        selection=_STILL_MATCHES,
+        partitions_def=daily,
+        description="Re-count the API now for the chosen day(s) of every event table and compare with the warehouse.",
+    )

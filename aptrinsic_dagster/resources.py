@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,12 @@ from dlt.extract.source import DltSource
 from pydantic import Field
 
 from . import settings
-from .sources.aptrinsic import AptrinsicConfigError, aptrinsic_source
+from .sources.aptrinsic import TABLES, AptrinsicConfigError, aptrinsic_source, count_events, resolve_base_url
+from .sources.aptrinsic.client import AptrinsicClient, RateLimiter
 from .sources.aptrinsic.pipeline import make_pipeline, tune_process, warehouse_destination
 from .sources.aptrinsic.settings import DEFAULT_RATE_LIMIT, MAX_WINDOW_DAYS, REGIONS
+
+DayKey = tuple[str, dt.date]  # (event table, UTC day)
 
 
 class AptrinsicResource(dg.ConfigurableResource):
@@ -70,6 +74,34 @@ class AptrinsicResource(dg.ConfigurableResource):
             preferences_limit=self.preferences_limit,
         )
         return source.with_resources(*tables) if tables else source
+
+    def client(self, rate_limit: float) -> AptrinsicClient:
+        """A client of its own at ``rate_limit`` requests/s, for what runs outside a load."""
+        given = settings.api_arguments(self.api_key, self.base_url)
+        key = given.get("api_key") or dlt.secrets.get("sources.aptrinsic.api_key")
+        if not key:
+            raise dg.Failure(
+                f"No Aptrinsic API key: set {settings.API_KEY}, or api_key under [sources.aptrinsic] in "
+                ".dlt/secrets.toml.",
+                allow_retries=False,
+            )
+        try:
+            base_url = resolve_base_url(given.get("base_url"), self.region)
+        except AptrinsicConfigError as exc:
+            raise dg.Failure(f"AptrinsicResource is misconfigured: {exc}", allow_retries=False) from exc
+        return AptrinsicClient(base_url, str(key), RateLimiter(rate_limit))
+
+    def count_days(self, keys: Sequence[DayKey], rate_limit: float) -> dict[DayKey, int]:
+        """What the API holds now per (event table, UTC day): one request each, ``rate_limit`` per second."""
+        client = self.client(rate_limit)
+
+        def count(key: DayKey) -> int:
+            table, day = key
+            start = dt.datetime.combine(day, dt.time(), dt.UTC)
+            return count_events(client, TABLES[table], (start, start + dt.timedelta(days=1)))
+
+        with ThreadPoolExecutor(4, thread_name_prefix="aptrinsic-count") as pool:
+            return dict(zip(keys, pool.map(count, keys), strict=True))
 
 
 class WarehouseResource(dg.ConfigurableResource):

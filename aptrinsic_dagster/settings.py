@@ -17,10 +17,14 @@ DUCKDB_PATH = "APTRINSIC_DUCKDB_PATH"
 DESTINATION = "APTRINSIC_DESTINATION"
 PIPELINES_DIR = "APTRINSIC_PIPELINES_DIR"
 START_DATE = "APTRINSIC_START_DATE"
+DRIFT_DAYS = "APTRINSIC_DRIFT_DAYS"
+DRIFT_INTERVAL_SECONDS = "APTRINSIC_DRIFT_INTERVAL_SECONDS"
 
 DEFAULT_DESTINATION = "duckdb"
 DEFAULT_PIPELINES_DIR = ".dlt/pipelines"
 DEFAULT_START_DATE = "2026-01-01"
+DEFAULT_DRIFT_DAYS = 7
+DEFAULT_DRIFT_INTERVAL_SECONDS = 3600
 
 
 def _read(name: str) -> str | None:
@@ -51,6 +55,15 @@ def pipelines_dir() -> str:
 
 def start_date() -> str:
     return _read(START_DATE) or DEFAULT_START_DATE
+
+
+def drift_days() -> int:
+    """How many days back the drift sensor re-counts (read when the definitions load)."""
+    return int(_read(DRIFT_DAYS) or DEFAULT_DRIFT_DAYS)
+
+
+def drift_interval_seconds() -> int:
+    return int(_read(DRIFT_INTERVAL_SECONDS) or DEFAULT_DRIFT_INTERVAL_SECONDS)
 
 
 def api_arguments(key: str | None = None, url: str | None = None) -> dict[str, str]:

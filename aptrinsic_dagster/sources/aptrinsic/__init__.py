@@ -47,6 +47,7 @@ __all__ = [
     "AptrinsicConfigError",
     "AptrinsicError",
     "aptrinsic_source",
+    "count_events",
     "resolve_base_url",
 ]
 
@@ -156,6 +157,11 @@ def _event_resource(client: AptrinsicClient, table: Table, page_size: int, windo
         merge_key=replace_days.DAY_COLUMN,
         columns=replace_days.COLUMN_HINTS,
     )
+
+
+def count_events(client: AptrinsicClient, table: Table, window: Window) -> int:
+    """What the API holds now for one event table and window: one request, ``pageSize=1``."""
+    return client.total_hits(table.path, {"filter": date_filter(window)})
 
 
 def _paginator(table: Table, page_size: int) -> BasePaginator:

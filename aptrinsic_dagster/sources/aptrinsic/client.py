@@ -194,6 +194,17 @@ class AptrinsicClient:
                     counts.total_hits = paginator.total_hits
             yield list(page)
 
+    def total_hits(self, path: str, params: dict[str, Any]) -> int:
+        """``totalHits`` of a one-record page: what a scroll endpoint holds for ``params`` now."""
+        response = self.rest_client().session.get(
+            self.base_url + path, params={**params, "pageSize": 1}, hooks={"response": []}
+        )
+        _raise_for_status(response)
+        try:
+            return int(orjson.loads(response.content)["totalHits"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise AptrinsicError(f"Aptrinsic sent no usable totalHits for GET {path}: {exc!r}") from exc
+
     def get(self, path: str) -> dict | None:
         """One record; None when the API answers 404. Each calling thread keeps its session."""
         session = getattr(self._local, "session", None)
