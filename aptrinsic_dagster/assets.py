@@ -13,14 +13,14 @@ from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
 from . import day_counts
+from .recover import POOL
 from .resources import AptrinsicResource, WarehouseResource
 from .sources.aptrinsic import aptrinsic_source
 from .sources.aptrinsic.arrow import column_name
 from .sources.aptrinsic.replace_days import whole_days
 from .sources.aptrinsic.settings import EVENT_TABLES, PREFERENCES, SNAPSHOT_TABLES, TABLES
 
-# One warehouse writer at a time: DuckDB takes a file lock, and checks read the same file.
-POOL = "aptrinsic_warehouse"
+# One warehouse writer at a time (pool POOL): DuckDB takes a file lock, and checks read the same file.
 EVENTS_GROUP = "aptrinsic_events"
 SNAPSHOTS_GROUP = "aptrinsic_snapshots"
 EVENT_NAMES = [t.name for t in EVENT_TABLES]

@@ -9,16 +9,25 @@ from .checks import STILL_MATCHES_API
 
 _STILL_MATCHES = dg.AssetSelection.checks(*(dg.AssetCheckKey(asset_key(t), STILL_MATCHES_API) for t in EVENT_NAMES))
 
+# A run whose worker died (kill -9, OOM, eviction) is re-launched by the daemon up to twice
+# (`run_retries` in dagster.yaml; crashes only, never asset failures). Once covers an eviction or a
+# node restart; a second covers a rolling restart. A load that dies every time (a deterministic OOM)
+# then stops and fails visibly instead of holding the warehouse pool all night. Re-running is safe:
+# each load replaces the days it covers and snapshots are swapped atomically.
+CRASH_RETRIES = {"dagster/max_retries": "2"}
+
 daily_events_job = dg.define_asset_job(
     "aptrinsic_daily_events",
     selection=dg.AssetSelection.groups(EVENTS_GROUP) - _STILL_MATCHES,
     description="Load one day (or a backfill range) of every event table, then check it against the API.",
+    tags=CRASH_RETRIES,
 )
 
 snapshots_job = dg.define_asset_job(
     "aptrinsic_snapshots",
     selection=dg.AssetSelection.groups(SNAPSHOTS_GROUP),
     description="Refresh every snapshot table (users before their preferences), then check it.",
+    tags=CRASH_RETRIES,
 )
 
 

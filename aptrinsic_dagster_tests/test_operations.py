@@ -6,6 +6,7 @@ logs of killed runs), and the ``ops`` fixture scans all of it for the API key wh
 
 import datetime as dt
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,8 +17,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from aptrinsic_dagster.assets import POOL
 from aptrinsic_dagster.sources.aptrinsic.settings import EVENT_TABLES, SNAPSHOT_TABLES
 from aptrinsic_sandbox import Faults, Sandbox
+from aptrinsic_sandbox.dev import prepare_dagster_home
 from aptrinsic_sandbox.server import INJECTED_400
 
 from .helpers import API_KEY, DAY_MS, END_DATE, SandboxFactory, failure_text, files_holding, ms, query, row_count
@@ -27,7 +30,7 @@ BACKFILL = ("2026-03-01", "2026-03-14")  # 14 daily partitions
 
 
 class Ops:
-    """One deployment below the module's folder: sandbox, env, a persistent Dagster instance."""
+    """One deployment below the test's folder: sandbox, env, a persistent Dagster instance."""
 
     def __init__(self, root: Path, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
         self.root, self.sandbox = root, sandbox
@@ -38,10 +41,12 @@ class Ops:
             "APTRINSIC_DUCKDB_PATH": str(self.duckdb_path),
             "APTRINSIC_PIPELINES_DIR": str(root / "pipelines"),
         }
+        # The shipped instance settings (pool limit 1), persistent: a killed run and its re-run see
+        # the same slots, as they do for a person with DAGSTER_HOME set.
+        self.env["DAGSTER_HOME"] = str(prepare_dagster_home(root / "dagster_home"))
         for name, value in self.env.items():
             monkeypatch.setenv(name, value)
-        (root / "dagster_home").mkdir(exist_ok=True)
-        self.instance = dg.DagsterInstance.local_temp(tempdir=str(root / "dagster_home"))
+        self.instance = dg.DagsterInstance.get()
 
     def run(self, defs: dg.Definitions, job: str, **kwargs) -> dg.ExecuteInProcessResult:
         return defs.resolve_job_def(job).execute_in_process(instance=self.instance, raise_on_error=False, **kwargs)
@@ -110,19 +115,21 @@ _RUN_BACKFILL = """
 import sys, dagster as dg
 from aptrinsic_dagster.definitions import defs
 tags = {"dagster/asset_partition_range_start": sys.argv[1], "dagster/asset_partition_range_end": sys.argv[2]}
-defs().resolve_job_def("aptrinsic_daily_events").execute_in_process(instance=dg.DagsterInstance.ephemeral(), tags=tags)
+with dg.DagsterInstance.get() as instance:  # DAGSTER_HOME: the test's instance, as the CLI would use
+    defs().resolve_job_def("aptrinsic_daily_events").execute_in_process(instance=instance, tags=tags)
 """
 
 
-def _start_backfill(o: Ops) -> subprocess.Popen:
-    log = open(o.root / f"killed-run-{time.monotonic_ns()}.log", "w")  # noqa: SIM115 - the child writes it
-    return subprocess.Popen(
+def _start_backfill(o: Ops, name: str) -> tuple[subprocess.Popen, Path]:
+    log = o.root / f"{name}-{time.monotonic_ns()}.log"
+    proc = subprocess.Popen(
         [sys.executable, "-c", _RUN_BACKFILL, *BACKFILL],
         cwd=ROOT,
         env={**os.environ, **o.env},
-        stdout=log,
+        stdout=log.open("w"),
         stderr=subprocess.STDOUT,
     )
+    return proc, log
 
 
 def _kill_when(proc: subprocess.Popen, ready, timeout: float = 120) -> None:
@@ -135,21 +142,45 @@ def _kill_when(proc: subprocess.Popen, ready, timeout: float = 120) -> None:
     proc.wait()
 
 
+def _wait_for_line(proc: subprocess.Popen, log: Path, pattern: str, timeout: float = 120) -> re.Match:
+    deadline = time.monotonic() + timeout
+    while not (found := re.search(pattern, log.read_text())):
+        assert proc.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, f"no line matching {pattern!r} in {log}"
+        time.sleep(0.2)
+    return found
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("moment", ["extract", "load"])
 def test_kill_9_mid_run_then_rerun_gives_exact_counts_and_no_duplicates(defs, ops, moment):
     o = ops(users=300, events_per_day=2000, faults=Faults(latency_ms=20, rate_cap=0))
     assert o.backfill(defs, "2026-03-02", "2026-03-02").success  # an earlier load, which must survive
-    proc = _start_backfill(o)
+    proc, _ = _start_backfill(o, "killed-run")
     if moment == "extract":
         _kill_when(proc, lambda: o.sandbox.stats.snapshot()["total_requests"] > 40)
     else:
         # The package is normalized: the load into DuckDB is starting or under way.
         _kill_when(proc, lambda: any((o.root / "pipelines").glob("*/aptrinsic_pipeline/load/normalized/*/*")))
-    rerun = o.backfill(defs)
-    assert rerun.success, failure_text(rerun)
+    (killed,) = o.instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+
+    # No daemon on this path: the killed run stays STARTED and keeps its slot in the pool, so the
+    # re-run waits on it, and its log line says which run holds the pool and the command to free it.
+    rerun, log = _start_backfill(o, "rerun")
+    command = _wait_for_line(rerun, log, r"`(python -m aptrinsic_dagster\.recover --fail (\S+))`")
+    assert command[2] == killed.run_id and f"Run {killed.run_id} (STARTED, pid " in log.read_text()
+    freed = subprocess.run(
+        [sys.executable, *command[1].split()[1:]], cwd=ROOT, env={**os.environ, **o.env}, capture_output=True, text=True
+    )
+    assert freed.returncode == 0 and f"run {killed.run_id}: now FAILURE" in freed.stdout, freed
+
+    assert rerun.wait(timeout=300) == 0, log.read_text()[-3000:]
+    runs = o.instance.get_runs(dg.RunsFilter(job_name="aptrinsic_daily_events"))
+    assert [r.status for r in runs[:2]] == [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE]
     _assert_exact_per_day(o, *BACKFILL)
-    assert all(e.passed for e in rerun.get_asset_check_evaluations())
+    checks = o.instance.all_logs(runs[0].run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+    assert checks and all(e.dagster_event.event_specific_data.passed for e in checks)
+    assert o.instance.event_log_storage.get_concurrency_info(POOL).claimed_slots == []
 
 
 # -- 3. concurrency is in test_dagster_dev.py (seven partition runs and a snapshot run at once) ----
