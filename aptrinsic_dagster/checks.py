@@ -10,6 +10,7 @@ Event checks read the run's partition window from its tags; run on their own (no
 they check the most recently loaded API window.
 """
 
+import datetime as dt
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -173,26 +174,34 @@ def _build(name: str, tables: Sequence[str], daily: dg.DailyPartitionsDefinition
     return _checks
 
 
-def _build_still_matches(daily: dg.DailyPartitionsDefinition) -> dg.AssetChecksDefinition:
+def _build_still_matches(daily: dg.DailyPartitionsDefinition, drift_days: int) -> dg.AssetChecksDefinition:
     specs = [
         dg.AssetCheckSpec(
             STILL_MATCHES_API,
             asset=asset_key(name),
-            description="Re-counts the API now, per day of the run's partition(s), against the warehouse (WARN).",
+            description=(
+                "Re-counts the API now against the warehouse, per day: the run's partition(s), else the loaded "
+                f"days among the last {drift_days} (WARN)."
+            ),
         )
         for name in EVENT_NAMES
     ]
 
-    @dg.multi_asset_check(specs=specs, name="aptrinsic_still_matches_api", can_subset=True, pool=POOL)
+    @dg.multi_asset_check(specs=specs, name="aptrinsic_still_matches_api_checks", can_subset=True, pool=POOL)
     def _checks(
         context: dg.AssetCheckExecutionContext, aptrinsic: AptrinsicResource, warehouse: WarehouseResource
     ) -> Iterator[dg.AssetCheckResult]:
-        tables = [check.asset_key.path[-1] for check in context.selected_asset_check_keys]
+        keys = [check.asset_key for check in context.selected_asset_check_keys]
         window = run_window(context.run.tags, daily)
+        if window:
+            days = whole_days(window)
+        else:
+            today = dt.datetime.now(dt.UTC).date()
+            recent = [today - dt.timedelta(days=k) for k in range(drift_days, 0, -1)]
+            days = sorted({day for _, day in day_counts.recorded(context.instance, keys, recent)})
+        tables = [key.path[-1] for key in keys]
+        api = aptrinsic.count_days([(t, d) for t in tables for d in days], aptrinsic.rate_limit)
         with warehouse.sql(context.run.run_id) as sql:
-            window = window or _Reconciliation(sql, tables[0]).latest_window()
-            days = whole_days(window) if window else []
-            api = aptrinsic.count_days([(t, d) for t in tables for d in days], aptrinsic.rate_limit)
             for table in tables:
                 landed = day_counts.warehouse_counts(sql, table, days) if days else {}
                 changed = {
@@ -203,21 +212,24 @@ def _build_still_matches(daily: dg.DailyPartitionsDefinition) -> dg.AssetChecksD
                     check_name=STILL_MATCHES_API,
                     passed=bool(days) and not changed,
                     severity=dg.AssetCheckSeverity.WARN,
+                    description=(f"Changed at the source since loaded: {', '.join(changed)}" if changed else None)
+                    if days
+                    else "No loaded day to re-count.",
                     metadata={
-                        "window": f"[{window[0].isoformat()}, {window[1].isoformat()})" if window else "none loaded",
+                        "days": ", ".join(d.isoformat() for d in days) or "none",
                         "expected": sum(api[(table, d)] for d in days),
                         "actual": sum(landed.values()),
-                        "changed_days": changed or "none",
+                        "changed_days": list(changed) or "none",
                     },
                 )
 
     return _checks
 
 
-def build_checks(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetChecksDefinition]:
+def build_checks(daily: dg.DailyPartitionsDefinition, drift_days: int) -> list[dg.AssetChecksDefinition]:
     return [
         _build("aptrinsic_event_checks", EVENT_NAMES, daily),
-        _build_still_matches(daily),
+        _build_still_matches(daily, drift_days),
         _build("aptrinsic_snapshot_checks", SNAPSHOT_NAMES, daily),
         # Apart from the snapshots: users' blocking check must pass before preferences load.
         _build("aptrinsic_user_preferences_checks", ["user_preferences"], daily),

@@ -25,8 +25,8 @@ def defs() -> dg.Definitions:
     daily = daily_partitions()
     return dg.Definitions(
         assets=build_assets(pipeline, daily),
-        asset_checks=build_checks(daily),
-        jobs=[daily_events_job, snapshots_job, still_matches_job(daily)],
+        asset_checks=build_checks(daily, settings.drift_days()),
+        jobs=[daily_events_job, snapshots_job, still_matches_job],
         schedules=[daily_events_schedule, snapshots_schedule],
         sensors=[build_drift_sensor(daily_events_job, daily, settings.drift_days(), settings.drift_interval_seconds())],
         resources={"dlt": DagsterDltResource(), "aptrinsic": AptrinsicResource(), "warehouse": WarehouseResource()},

@@ -1,7 +1,5 @@
 """Asset jobs: yesterday's events (partitioned), the snapshot refresh, and the on-demand re-count."""
 
-from typing import Any
-
 import dagster as dg
 
 from .assets import EVENT_NAMES, EVENTS_GROUP, SNAPSHOTS_GROUP, asset_key
@@ -31,10 +29,11 @@ snapshots_job = dg.define_asset_job(
 )
 
 
-def still_matches_job(daily: dg.DailyPartitionsDefinition) -> Any:
-    return dg.define_asset_job(
-        "aptrinsic_still_matches_api",
-        selection=_STILL_MATCHES,
-        partitions_def=daily,
-        description="Re-count the API now for the chosen day(s) of every event table and compare with the warehouse.",
-    )
+still_matches_job = dg.define_asset_job(
+    "aptrinsic_still_matches_api",
+    selection=_STILL_MATCHES,
+    description=(
+        "Re-count the API now and compare with the warehouse, per day: the days of a dagster/partition tag (or "
+        "dagster/asset_partition_range_start/_end), else the last loaded days the drift sensor watches."
+    ),
+)

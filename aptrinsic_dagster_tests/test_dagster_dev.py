@@ -1,5 +1,6 @@
 """Smoke test of what people use: `dagster dev` (webserver + daemon) over its GraphQL API."""
 
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -32,11 +33,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def dagster_dev(deploy, tmp_path: Path) -> Iterator[tuple[str, Deployment]]:
-    deployment = deploy(users=150, events_per_day=40)
-    home = tmp_path / "dagster_home"
-    home.mkdir()
+@contextlib.contextmanager
+def running_dagster_dev(home: Path) -> Iterator[str]:
+    """``dagster dev`` (webserver and daemon) on a free port with the shipped instance settings in
+    ``home``, and the environment of the test; yields its URL once the code location has loaded."""
+    home.mkdir(exist_ok=True)
     shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
     port = _free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home)}
@@ -69,7 +70,7 @@ def dagster_dev(deploy, tmp_path: Path) -> Iterator[tuple[str, Deployment]]:
             time.sleep(1)
         else:
             pytest.fail("dagster dev did not come up within 120 s")
-        yield url, deployment
+        yield url
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -78,9 +79,16 @@ def dagster_dev(deploy, tmp_path: Path) -> Iterator[tuple[str, Deployment]]:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+@pytest.fixture
+def dagster_dev(deploy, tmp_path: Path) -> Iterator[tuple[str, Deployment]]:
+    deployment = deploy(users=150, events_per_day=40)
+    with running_dagster_dev(tmp_path / "dagster_home") as url:
+        yield url, deployment
+
+
 def _gql(url: str, query: str, **variables: object) -> dict:
     response = requests.post(url + "/graphql", json={"query": query, "variables": variables}, timeout=30)
-    response.raise_for_status()
+    assert response.ok, response.text[:2000]
     return response.json()["data"]
 
 

@@ -77,13 +77,19 @@ def test_groups_kinds_descriptions_partitions_and_pools(defs: dg.Definitions):
 def test_three_checks_per_table_and_reconciliation_blocks(defs: dg.Definitions):
     graph = defs.resolve_asset_graph()
     keys = {(k.asset_key.path[-1], k.name) for k in graph.asset_check_keys}
-    assert keys == {(t, c) for t in EVENTS + SNAPSHOTS for c in ("rows_match_api", "no_duplicate_keys", "not_empty")}
+    on_load = {(t, c) for t in EVENTS + SNAPSHOTS for c in ("rows_match_api", "no_duplicate_keys", "not_empty")}
+    assert keys == on_load | {(t, "still_matches_api") for t in EVENTS}
     blocking = {spec.key.name for checks_def in defs.asset_checks for spec in checks_def.check_specs if spec.blocking}
     assert blocking == {"rows_match_api"}
 
 
 def test_jobs_and_schedules(defs: dg.Definitions):
-    assert {j.name for j in defs.jobs} == {"aptrinsic_daily_events", "aptrinsic_snapshots"}
+    assert {j.name for j in defs.jobs} == {
+        "aptrinsic_daily_events",
+        "aptrinsic_snapshots",
+        "aptrinsic_still_matches_api",
+    }
+    assert {s.name for s in defs.sensors} >= {"aptrinsic_event_drift"}
     assert {s.name for s in defs.schedules} == {"aptrinsic_daily_events_schedule", "aptrinsic_snapshots_schedule"}
     events_job = defs.resolve_job_def("aptrinsic_daily_events")
     assert {k.path[-1] for k in events_job.asset_layer.selected_asset_keys} == set(EVENTS)
@@ -114,3 +120,13 @@ def test_importing_definitions_touches_no_network_and_no_duckdb(tmp_path: Path):
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.stdout.strip() == "ok", result.stderr[-2000:]
     assert not (tmp_path / "never.duckdb").exists()
+
+
+def test_the_drift_sensor_is_on_and_hourly_and_the_recount_runs_on_demand_only(defs: dg.Definitions):
+    sensor = defs.resolve_sensor_def("aptrinsic_event_drift")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING and sensor.minimum_interval_seconds == 3600
+    assert "77 per tick" in sensor.description  # 7 days x 11 event tables
+    loads = defs.resolve_job_def("aptrinsic_daily_events").asset_layer.asset_graph.asset_check_keys
+    recount = defs.resolve_job_def("aptrinsic_still_matches_api").asset_layer.asset_graph.asset_check_keys
+    assert {k.name for k in loads} == {"rows_match_api", "no_duplicate_keys", "not_empty"}
+    assert {k.name for k in recount} == {"still_matches_api"} and len(recount) == len(EVENTS)

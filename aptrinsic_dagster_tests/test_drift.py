@@ -108,8 +108,20 @@ def test_late_events_and_deletions_are_found_by_the_sensor_and_repaired_exactly(
     tick = d.tick()
     assert not tick.run_requests and tick.skip_message
 
-    # The late events arrive: exactly D2 is asked for.
+    # The late events arrive. Re-counted on demand, D2 warns and D1 still matches.
     d.sandbox.faults.update(late_days=[])
+    for day, matches in ((D2, False), (D1, True)):
+        recount = d.defs.resolve_job_def("aptrinsic_still_matches_api").execute_in_process(
+            instance=d.instance, tags={"dagster/partition": day.isoformat()}, raise_on_error=False
+        )
+        evaluations = recount.get_asset_check_evaluations()
+        assert len(evaluations) == len(EVENT_TABLES) and all(e.check_name == "still_matches_api" for e in evaluations)
+        assert all(e.severity == dg.AssetCheckSeverity.WARN for e in evaluations)
+        assert all(e.passed for e in evaluations) == matches, day
+        if not matches:
+            changed = [e.metadata["changed_days"].value for e in evaluations if not e.passed]
+            assert changed and all(list(c) == [D2.isoformat()] for c in changed)
+    # The sensor asks for exactly D2.
     [request] = d.tick().run_requests
     assert _days(request) == [D2.isoformat()] and request.partition_key == D2.isoformat()
     assert {k.path[-1] for k in request.asset_selection} <= {t.name for t in EVENT_TABLES}
@@ -175,3 +187,29 @@ def test_a_tick_while_a_run_holds_the_warehouse_neither_fails_nor_asks_for_that_
     finally:
         proc.wait(timeout=300)
     assert proc.returncode == 0, (d.root / "slow-run.log").read_text()[-3000:]
+
+
+@pytest.mark.slow
+def test_under_dagster_dev_the_sensor_repairs_a_changed_day_by_itself(deploy, tmp_path, monkeypatch):
+    from .test_dagster_dev import _gql, _launch, _wait, running_dagster_dev
+
+    monkeypatch.setenv("APTRINSIC_DRIFT_INTERVAL_SECONDS", "5")
+    deployment = deploy(users=150, events_per_day=40, end_date=TODAY, faults=Faults(late_days=(D2.isoformat(),)))
+    sandbox = deployment.sandbox
+    status = """query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"""
+    repairs = """{ runsOrError(filter: {tags: [{key: "dagster/sensor_name", value: "aptrinsic_event_drift"}]}) {
+      ... on Runs { results { runId status } } } }"""
+    with running_dagster_dev(tmp_path / "dagster_home") as url:
+        loaded = _launch(url, D2.isoformat())
+        _wait(lambda: _gql(url, status, id=loaded)["runOrError"]["status"] == "SUCCESS", 300, "the load failed")
+        sandbox.faults.update(late_days=[])  # the late events arrive
+        results = _wait(lambda: _gql(url, repairs)["runsOrError"]["results"], 240, "the sensor launched no run")
+        finished = ("SUCCESS", "FAILURE", "CANCELED")
+        _wait(lambda: _gql(url, repairs)["runsOrError"]["results"][0]["status"] in finished, 300, "repair unfinished")
+        [repair] = _gql(url, repairs)["runsOrError"]["results"]
+        assert repair["runId"] == results[0]["runId"] and repair["status"] == "SUCCESS"
+    start = dt.datetime.combine(D2, dt.time(), dt.UTC)
+    for table in EVENT_TABLES:
+        sql = f"SELECT count(*) FROM aptrinsic_data.{table.name} WHERE date >= ? AND date < ?"
+        landed = query(deployment.duckdb_path, sql, start, start + dt.timedelta(days=1))[0][0]
+        assert landed == sandbox.count("/v1" + table.path, ms(D2), ms(D2) + DAY_MS), table.name
