@@ -4,14 +4,23 @@ import dagster as dg
 
 from .assets import EVENTS_GROUP, SNAPSHOTS_GROUP
 
+# Run timeouts, enforced by the daemon's run monitoring (dagster.yaml): a run still going after
+# them is terminated, which releases its pool slot. A day of events takes about a minute
+# (benchmarks/); snapshots with user_preferences need one request per user at 150/s (100k users:
+# 11 minutes). Backfills and runs without these tags get run_monitoring's max_runtime_seconds.
+EVENTS_MAX_RUNTIME_S = 2 * 3600
+SNAPSHOTS_MAX_RUNTIME_S = 6 * 3600
+
 daily_events_job = dg.define_asset_job(
     "aptrinsic_daily_events",
     selection=dg.AssetSelection.groups(EVENTS_GROUP),
     description="Load one day (or a backfill range) of every event table, then check it against the API.",
+    tags={"dagster/max_runtime": EVENTS_MAX_RUNTIME_S},
 )
 
 snapshots_job = dg.define_asset_job(
     "aptrinsic_snapshots",
     selection=dg.AssetSelection.groups(SNAPSHOTS_GROUP),
     description="Refresh every snapshot table (users before their preferences), then check it.",
+    tags={"dagster/max_runtime": SNAPSHOTS_MAX_RUNTIME_S},
 )
