@@ -16,6 +16,7 @@ from .recover import POOL
 from .resources import AptrinsicResource, WarehouseResource
 from .sources.aptrinsic import aptrinsic_source
 from .sources.aptrinsic.arrow import column_name
+from .sources.aptrinsic.client import cancel_requests
 from .sources.aptrinsic.settings import EVENT_TABLES, PREFERENCES, SNAPSHOT_TABLES, TABLES
 
 # One warehouse writer at a time (pool POOL): DuckDB takes a file lock, and checks read the same file.
@@ -74,9 +75,15 @@ def _load(
     window: dg.TimeWindow | None = None,
 ) -> Iterator[dg.MaterializeResult]:
     extra = {} if window is None else {"aptrinsic/window": f"[{window.start.isoformat()}, {window.end.isoformat()})"}
-    with warehouse.pipeline(context.run_id, context.op_execution_context.op.name) as pipeline:
-        for result in dlt_resource.run(context=context, dlt_source=source, dlt_pipeline=pipeline):
-            yield result._replace(metadata={**(result.metadata or {}), **extra})
+    try:
+        with warehouse.pipeline(context.run_id, context.op_execution_context.op.name) as pipeline:
+            for result in dlt_resource.run(context=context, dlt_source=source, dlt_pipeline=pipeline):
+                yield result._replace(metadata={**(result.metadata or {}), **extra})
+    except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt):
+        # A terminated run (SIGTERM, max runtime) interrupts this thread only: dlt's extract threads
+        # and the preferences pool would go on requesting. From here each of their requests fails.
+        cancel_requests()
+        raise
 
 
 def _dlt_assets(

@@ -16,6 +16,7 @@ from pydantic import Field
 
 from . import settings
 from .sources.aptrinsic import AptrinsicConfigError, aptrinsic_source
+from .sources.aptrinsic.client import DEFAULT_MAX_RUN_SECONDS, DEFAULT_RESPONSE_DEADLINE
 from .sources.aptrinsic.pipeline import make_pipeline, tune_process, warehouse_destination
 from .sources.aptrinsic.settings import DEFAULT_RATE_LIMIT, MAX_WINDOW_DAYS, REGIONS
 
@@ -46,6 +47,14 @@ class AptrinsicResource(dg.ConfigurableResource):
     preferences_limit: int | None = Field(
         default=None, description="Load at most this many users' preferences (one request per user)."
     )
+    response_deadline: float = Field(
+        default=DEFAULT_RESPONSE_DEADLINE,
+        description="Seconds one attempt may take, headers and body together; a miss is retried as a timeout.",
+    )
+    max_run_seconds: float = Field(
+        default=DEFAULT_MAX_RUN_SECONDS,
+        description="Seconds one load may spend on the API; after it no request is sent and the step fails.",
+    )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         tune_process()  # the step's process runs the load
@@ -68,6 +77,8 @@ class AptrinsicResource(dg.ConfigurableResource):
             window_days=self.window_days,
             preferences="user_preferences" in tables,
             preferences_limit=self.preferences_limit,
+            response_deadline=self.response_deadline,
+            max_run_seconds=self.max_run_seconds,
         )
         return source.with_resources(*tables) if tables else source
 
