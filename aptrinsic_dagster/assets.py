@@ -17,6 +17,7 @@ from .recover import POOL
 from .resources import AptrinsicResource, WarehouseResource
 from .sources.aptrinsic import aptrinsic_source
 from .sources.aptrinsic.arrow import column_name
+from .sources.aptrinsic.client import cancel_requests
 from .sources.aptrinsic.replace_days import whole_days
 from .sources.aptrinsic.settings import EVENT_TABLES, PREFERENCES, SNAPSHOT_TABLES, TABLES
 
@@ -76,14 +77,20 @@ def _load(
     window: dg.TimeWindow | None = None,
 ) -> Iterator[dg.MaterializeResult]:
     extra = {} if window is None else {"aptrinsic/window": f"[{window.start.isoformat()}, {window.end.isoformat()})"}
-    with warehouse.pipeline(context.run_id, context.op_execution_context.op.name) as pipeline:
-        for result in dlt_resource.run(context=context, dlt_source=source, dlt_pipeline=pipeline):
-            yield result._replace(metadata={**(result.metadata or {}), **extra})
-        if window is not None:  # what the drift sensor compares the API with later
-            days = whole_days((window.start, window.end))
-            with pipeline.sql_client() as sql:
-                for key in context.selected_asset_keys:
-                    day_counts.record(context, key, day_counts.warehouse_counts(sql, key.path[-1], days))
+    try:
+        with warehouse.pipeline(context.run_id, context.op_execution_context.op.name) as pipeline:
+            for result in dlt_resource.run(context=context, dlt_source=source, dlt_pipeline=pipeline):
+                yield result._replace(metadata={**(result.metadata or {}), **extra})
+            if window is not None:  # what the drift sensor compares the API with later
+                days = whole_days((window.start, window.end))
+                with pipeline.sql_client() as sql:
+                    for key in context.selected_asset_keys:
+                        day_counts.record(context, key, day_counts.warehouse_counts(sql, key.path[-1], days))
+    except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt):
+        # A terminated run (SIGTERM, max runtime) interrupts this thread only: dlt's extract threads
+        # and the preferences pool would go on requesting. From here each of their requests fails.
+        cancel_requests()
+        raise
 
 
 def _dlt_assets(

@@ -7,7 +7,9 @@
 - ``not_empty`` (WARN): the API reported records but the table holds none.
 
 Event checks read the run's partition window from its tags; run on their own (no partition),
-they check the most recently loaded API window.
+they check the most recently loaded API window. ``rows_match_api`` on an event table also re-counts
+every other window loaded before (the latest load of each): an ``event_id`` that moved to another day
+is moved by the merge on ``event_id``, and the day that lost the row would otherwise stay green.
 """
 
 import datetime as dt
@@ -102,6 +104,35 @@ class _Reconciliation:
         )
         return None if start is None else (start, rest[0])
 
+    def changed_windows(self, window: Window) -> list[tuple[Any, Any, int, int]]:
+        """Earlier-loaded windows outside ``window`` whose rows no longer equal what the API reported
+        when they were loaded: ``(start, end, reported, rows)``. A window overlapped by a later load
+        is that load's to answer for."""
+        try:
+            rows = self.sql.execute_sql(
+                f"""
+                WITH c AS (
+                    SELECT window_start, window_end, total_hits, fetched_at FROM {self.counts}
+                    WHERE table_name = %s AND window_start IS NOT NULL AND total_hits IS NOT NULL
+                ), live AS (
+                    SELECT * FROM c WHERE NOT EXISTS (
+                        SELECT 1 FROM c AS later WHERE later.fetched_at > c.fetched_at
+                        AND later.window_start < c.window_end AND later.window_end > c.window_start)
+                    AND (c.window_end <= %s OR c.window_start >= %s)
+                )
+                SELECT live.window_start, live.window_end, live.total_hits,
+                    (SELECT count(*) FROM {self.target} AS t
+                     WHERE t.date >= live.window_start AND t.date < live.window_end) AS landed
+                FROM live ORDER BY live.window_start
+                """,
+                self.table,
+                window[0],
+                window[1],
+            )
+        except DatabaseUndefinedRelation:
+            return []
+        return [tuple(r) for r in rows or [] if r[2] != r[3]]
+
     def rows(self, window: Window | None) -> tuple[int, int]:
         """``(rows, rows - distinct primary keys)`` in the table, within ``window`` if given."""
         pk = column_name(TABLES[self.table].primary_key)
@@ -132,10 +163,20 @@ def _evaluate(sql: Any, table: str, window: Window | None, window_days: int, sel
             if missing
             else f"{actual} rows in the warehouse, {expected} reported by the API"
         )
+        changed = counts.changed_windows(window) if windowed and window else []
+        if changed:
+            meta["changed_windows"] = "; ".join(
+                f"[{a.isoformat()}, {b.isoformat()}): {n} rows, {hits} reported" for a, b, hits, n in changed
+            )
+            description += (
+                f". {len(changed)} earlier-loaded window(s) no longer hold what the API reported "
+                f"({meta['changed_windows']}): an event_id in this load was moved there from another day (or "
+                "back) by the merge on event_id. Re-run those days' partitions."
+            )
         yield dg.AssetCheckResult(
             asset_key=key,
             check_name=ROWS_MATCH_API,
-            passed=not missing and actual == expected,
+            passed=not missing and actual == expected and not changed,
             severity=dg.AssetCheckSeverity.ERROR,
             metadata={**meta, "detail": description},
         )

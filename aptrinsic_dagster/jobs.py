@@ -14,18 +14,25 @@ _STILL_MATCHES = dg.AssetSelection.checks(*(dg.AssetCheckKey(asset_key(t), STILL
 # each load replaces the days it covers and snapshots are swapped atomically.
 CRASH_RETRIES = {"dagster/max_retries": "2"}
 
+# Run timeouts, enforced by the daemon's run monitoring (dagster.yaml): a run still going after
+# them is terminated, which releases its pool slot. A day of events takes about a minute
+# (benchmarks/); snapshots with user_preferences need one request per user at 150/s (100k users:
+# 11 minutes). Backfills and runs without these tags get run_monitoring's max_runtime_seconds.
+EVENTS_MAX_RUNTIME_S = 2 * 3600
+SNAPSHOTS_MAX_RUNTIME_S = 6 * 3600
+
 daily_events_job = dg.define_asset_job(
     "aptrinsic_daily_events",
     selection=dg.AssetSelection.groups(EVENTS_GROUP) - _STILL_MATCHES,
     description="Load one day (or a backfill range) of every event table, then check it against the API.",
-    tags=CRASH_RETRIES,
+    tags={**CRASH_RETRIES, "dagster/max_runtime": str(EVENTS_MAX_RUNTIME_S)},
 )
 
 snapshots_job = dg.define_asset_job(
     "aptrinsic_snapshots",
     selection=dg.AssetSelection.groups(SNAPSHOTS_GROUP),
     description="Refresh every snapshot table (users before their preferences), then check it.",
-    tags=CRASH_RETRIES,
+    tags={**CRASH_RETRIES, "dagster/max_runtime": str(SNAPSHOTS_MAX_RUNTIME_S)},
 )
 
 

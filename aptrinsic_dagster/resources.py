@@ -16,8 +16,15 @@ from dlt.extract.source import DltSource
 from pydantic import Field
 
 from . import settings
-from .sources.aptrinsic import TABLES, AptrinsicConfigError, aptrinsic_source, count_events, resolve_base_url
-from .sources.aptrinsic.client import AptrinsicClient, RateLimiter
+from .sources.aptrinsic import (
+    TABLES,
+    AptrinsicConfigError,
+    aptrinsic_source,
+    count_events,
+    resolve_base_url,
+    validate_api_key,
+)
+from .sources.aptrinsic.client import DEFAULT_MAX_RUN_SECONDS, DEFAULT_RESPONSE_DEADLINE, AptrinsicClient, RateLimiter
 from .sources.aptrinsic.pipeline import make_pipeline, tune_process, warehouse_destination
 from .sources.aptrinsic.settings import DEFAULT_RATE_LIMIT, MAX_WINDOW_DAYS, REGIONS
 
@@ -50,6 +57,14 @@ class AptrinsicResource(dg.ConfigurableResource):
     preferences_limit: int | None = Field(
         default=None, description="Load at most this many users' preferences (one request per user)."
     )
+    response_deadline: float = Field(
+        default=DEFAULT_RESPONSE_DEADLINE,
+        description="Seconds one attempt may take, headers and body together; a miss is retried as a timeout.",
+    )
+    max_run_seconds: float = Field(
+        default=DEFAULT_MAX_RUN_SECONDS,
+        description="Seconds one load may spend on the API; after it no request is sent and the step fails.",
+    )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         tune_process()  # the step's process runs the load
@@ -72,6 +87,8 @@ class AptrinsicResource(dg.ConfigurableResource):
             window_days=self.window_days,
             preferences="user_preferences" in tables,
             preferences_limit=self.preferences_limit,
+            response_deadline=self.response_deadline,
+            max_run_seconds=self.max_run_seconds,
         )
         return source.with_resources(*tables) if tables else source
 
@@ -86,10 +103,11 @@ class AptrinsicResource(dg.ConfigurableResource):
                 allow_retries=False,
             )
         try:
+            validate_api_key(key)
             base_url = resolve_base_url(given.get("base_url"), self.region)
         except AptrinsicConfigError as exc:
             raise dg.Failure(f"AptrinsicResource is misconfigured: {exc}", allow_retries=False) from exc
-        return AptrinsicClient(base_url, str(key), RateLimiter(rate_limit))
+        return AptrinsicClient(base_url, str(key), RateLimiter(rate_limit), response_deadline=self.response_deadline)
 
     def count_days(self, keys: Sequence[DayKey], rate_limit: float) -> dict[DayKey, int]:
         """What the API holds now per (event table, UTC day): one request each, ``rate_limit`` per second."""

@@ -258,7 +258,8 @@ def test_malformed_json_fails_clearly_and_commits_nothing(make_sandbox: SandboxF
     sandbox = make_sandbox(users=100, faults=Faults(rate_malformed=1.0))
     with pytest.raises(PipelineStepFailed) as failure:
         load(pipeline, source(sandbox).with_resources("users"))
-    assert "malformed JSON for GET /v1/users" in str(cause(failure.value, AptrinsicError))
+    message = str(cause(failure.value, AptrinsicError))
+    assert message.startswith("users (snapshot) (GET /v1/users): ") and "malformed JSON" in message
     assert not duckdb_path.exists() or not query(
         duckdb_path, "SELECT * FROM information_schema.tables WHERE table_name = 'users'"
     )

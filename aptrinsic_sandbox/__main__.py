@@ -116,6 +116,51 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="late events appear this many seconds after start (default: when late_days is cleared over HTTP)",
     )
+    h = p.add_argument_group("hostile answers (a misbehaving API or proxy)")
+    h.add_argument(
+        "--repeat-scroll",
+        action="store_true",
+        help="answer every scrollId with the first page again and the same scrollId (a scroll that never ends)",
+    )
+    h.add_argument(
+        "--serve-page-size",
+        type=int,
+        default=0,
+        metavar="N",
+        help="list pages hold N records whatever pageSize asks; isLastPage and totalHits stay true to the data",
+    )
+    h.add_argument(
+        "--trickle-bytes-per-s",
+        type=float,
+        default=0.0,
+        metavar="RATE",
+        help="send API bodies at RATE bytes/s (headers at once)",
+    )
+    h.add_argument(
+        "--huge-integer",
+        default=None,
+        metavar="DIGITS",
+        help="add the integer field hugeNumber=DIGITS to every listed record (e.g. 123456789012345678901234567890)",
+    )
+    h.add_argument(
+        "--null-field", default=None, metavar="FIELD", help="FIELD is null in the first record of every list page"
+    )
+    h.add_argument("--string-total-hits", action="store_true", help='send totalHits as a string ("1500")')
+    h.add_argument(
+        "--lone-surrogate",
+        action="store_true",
+        help='the first record of every list page gets "note": "\\ud800x" (valid JSON, not valid Unicode)',
+    )
+    h.add_argument(
+        "--echo-key-in-errors", action="store_true", help="401 messages quote the API key the request carried"
+    )
+    h.add_argument(
+        "--event-id-alias",
+        action="append",
+        default=[],
+        metavar="OLD=NEW",
+        help="serve eventId NEW in place of OLD (one event id on two days; repeatable)",
+    )
     return p
 
 
@@ -147,6 +192,15 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         late_days=tuple(args.late_day),
         late_fraction=args.late_fraction,
         late_after_s=args.late_after_s,
+        repeat_scroll=args.repeat_scroll,
+        serve_page_size=args.serve_page_size,
+        trickle_bytes_per_s=args.trickle_bytes_per_s,
+        huge_integer=args.huge_integer,
+        null_field=args.null_field,
+        string_total_hits=args.string_total_hits,
+        lone_surrogate=args.lone_surrogate,
+        echo_key_in_errors=args.echo_key_in_errors,
+        event_id_alias=dict(a.split("=", 1) for a in args.event_id_alias) or None,
     )
     return SandboxConfig(
         data=data,

@@ -30,6 +30,16 @@ class Faults:
     latency_ms: float = 0.0
     latency_jitter_ms: float = 0.0  # uniform extra latency in [0, jitter)
     rate_cap: int = 200  # requests per second before 429 "Rate limit exceeded"; 0: no cap
+    # Hostile answers (a misbehaving API or proxy), each off by default:
+    repeat_scroll: bool = False  # every scrollId answers the first page again, with the same scrollId
+    serve_page_size: int = 0  # list pages hold this many records whatever pageSize asks (0: obey pageSize)
+    trickle_bytes_per_s: float = 0.0  # API bodies are sent at this rate (0: at once)
+    huge_integer: str | None = None  # digits sent as the integer field "hugeNumber" of every listed record
+    null_field: str | None = None  # this field is null in the first record of every list page
+    string_total_hits: bool = False  # totalHits sent as a JSON string ("1500")
+    lone_surrogate: bool = False  # the first record of every list page gets "note": "\\ud800x"
+    echo_key_in_errors: bool = False  # 401 messages quote the X-APTRINSIC-API-KEY header they got
+    event_id_alias: dict[str, str] | None = None  # eventId -> the eventId served in its place
     # Changes at the source after a load (changes.py): valid answers, not faults.
     deleted_users: tuple[str, ...] = ()  # identifyIds erased at the source: their events are gone
     late_days: tuple[str, ...] = ()  # UTC days (YYYY-MM-DD) part of whose events arrive late

@@ -140,7 +140,8 @@ class Sandbox:
     def answer(self, path: str, query: dict[str, list[str]], api_key: str | None) -> tuple[str, bytes, int]:
         """``(endpoint template, JSON body, records in it)`` or raises ApiError."""
         if api_key is None or (api_key not in self.config.api_keys and api_key not in self.config.forbidden_keys):
-            raise ApiError(401, "Unauthorized or bad API Key")
+            echo = f": {api_key!r}" if self.faults.echo_key_in_errors else ""
+            raise ApiError(401, f"Unauthorized or bad API Key{echo}")
         if api_key in self.config.forbidden_keys:
             raise ApiError(403, "Access denied")
         endpoint = ENDPOINTS.get(path)
@@ -180,7 +181,7 @@ class Sandbox:
             raise ApiError(400, f"Invalid pageSize '{raw}'") from None
         if not 1 <= size <= endpoint.max_size:
             raise ApiError(400, f"pageSize must be between 1 and {endpoint.max_size}")
-        return size
+        return self.faults.serve_page_size or size
 
     def _list(self, endpoint: Endpoint, query: dict[str, list[str]]) -> tuple[bytes, int]:
         if endpoint.paging == "none":
@@ -195,7 +196,7 @@ class Sandbox:
                 raise ApiError(400, f"Invalid pageNumber '{raw}'")
             number = int(raw)
             rows = entity_rows(self.dataset, endpoint.collection)
-            records = self._drop(rows.slice(number * size, size))
+            records = self._hostile(self._drop(rows.slice(number * size, size)))
             return _page(
                 endpoint.record_key,
                 records,
@@ -208,6 +209,11 @@ class Sandbox:
             if state is None or state[2] != endpoint.path:
                 raise ApiError(400, f"Invalid scrollId '{scroll_id}'")
             rows, offset, _ = state
+            if self.faults.repeat_scroll:
+                records = self._hostile(rows.slice(0, size))
+                return _page(endpoint.record_key, records, {"totalHits": rows.total, "scrollId": scroll_id}), len(
+                    records
+                )
         else:
             rows, offset = self._rows(endpoint, query), 0
         records = rows.slice(offset, size)
@@ -222,13 +228,33 @@ class Sandbox:
             self._scrolls[token] = (rows, next_offset, endpoint.path)
             while len(self._scrolls) > 100_000:
                 self._scrolls.popitem(last=False)
-        records = self._drop(records)
-        return _page(endpoint.record_key, records, {"totalHits": rows.total, "scrollId": token}), len(records)
+        records = self._hostile(self._drop(records))
+        total: Any = str(rows.total) if self.faults.string_total_hits else rows.total
+        return _page(endpoint.record_key, records, {"totalHits": total, "scrollId": token}), len(records)
 
     def _drop(self, records: list[bytes]) -> list[bytes]:
         if not self.faults.drop_rate:
             return records
         return [r for r in records if self.injector.keep_record()]
+
+    def _hostile(self, records: list[bytes]) -> list[bytes]:
+        """The record-level hostile answers of ``Faults``, applied to a list page."""
+        f = self.faults
+        if f.event_id_alias:
+            for old, new in f.event_id_alias.items():
+                find, put = f'"eventId":"{old}"'.encode(), f'"eventId":"{new}"'.encode()
+                records = [r.replace(find, put) for r in records]
+        if f.huge_integer:
+            digits = str(int(f.huge_integer)).encode()
+            records = [r[:-1] + b',"hugeNumber":' + digits + b"}" for r in records]
+        if records and f.null_field:
+            first = orjson.loads(records[0])
+            first[f.null_field] = None
+            records = [orjson.dumps(first), *records[1:]]
+        if records and f.lone_surrogate:
+            # orjson cannot write a lone surrogate; JSON text can carry one as an escape.
+            records = [records[0][:-1] + b',"note":"\\ud800x"}', *records[1:]]
+        return records
 
     def _rows(self, endpoint: Endpoint, query: dict[str, list[str]]) -> Rows:
         try:
@@ -379,7 +405,21 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
+        rate = self.sandbox.faults.trickle_bytes_per_s
+        if count and rate > 0:
+            return self._trickle(payload, rate)
         self.wfile.write(payload)
+
+    def _trickle(self, payload: bytes, rate: float) -> None:
+        """The body a few bytes at a time at ``rate`` bytes/s, until done or the client hangs up."""
+        step = max(1, int(rate / 20))
+        try:
+            for at in range(0, len(payload), step):
+                self.wfile.write(payload[at : at + step])
+                self.wfile.flush()
+                time.sleep(step / rate)
+        except OSError:  # the client gave up: what a trickle is for
+            self.close_connection = True
 
     def _reset(self, payload: bytes, endpoint: str, query: dict) -> None:
         self.sandbox.stats.record(endpoint, 0, query, 0)  # status 0: the connection was reset

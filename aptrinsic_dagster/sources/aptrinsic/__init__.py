@@ -24,8 +24,22 @@ from dlt.sources.helpers.rest_client.paginators import BasePaginator, SinglePage
 from . import replace_days
 from .api_counts import API_COUNTS_KEY, API_COUNTS_TABLE, ApiCounts
 from .arrow import TypeKeeper, column_name, to_arrow
-from .client import AptrinsicClient, IsLastPagePaginator, RateLimiter, ScrollPaginator
-from .errors import AptrinsicAuthError, AptrinsicConfigError, AptrinsicError
+from .client import (
+    DEFAULT_MAX_RUN_SECONDS,
+    DEFAULT_RESPONSE_DEADLINE,
+    AptrinsicClient,
+    IsLastPagePaginator,
+    RateLimiter,
+    RunBudget,
+    ScrollPaginator,
+)
+from .errors import (
+    AptrinsicAuthError,
+    AptrinsicConfigError,
+    AptrinsicDeadlineError,
+    AptrinsicError,
+    AptrinsicPagingError,
+)
 from .settings import (
     DEFAULT_PREFERENCE_WORKERS,
     DEFAULT_RATE_LIMIT,
@@ -45,7 +59,9 @@ __all__ = [
     "TABLES",
     "AptrinsicAuthError",
     "AptrinsicConfigError",
+    "AptrinsicDeadlineError",
     "AptrinsicError",
+    "AptrinsicPagingError",
     "aptrinsic_source",
     "count_events",
     "resolve_base_url",
@@ -66,6 +82,8 @@ def aptrinsic_source(
     preferences: bool = True,
     preferences_limit: int | None = None,
     preference_workers: int = DEFAULT_PREFERENCE_WORKERS,
+    response_deadline: float = DEFAULT_RESPONSE_DEADLINE,
+    max_run_seconds: float = DEFAULT_MAX_RUN_SECONDS,
 ) -> Sequence[DltResource]:
     """Every Aptrinsic table, one dlt resource each (resource name = table name).
 
@@ -82,15 +100,23 @@ def aptrinsic_source(
         window_days: the longest API window events are fetched in (1..190).
         preferences: load ``user_preferences``: one request per user already loaded into ``users``.
         preferences_limit: at most this many users' preferences; ``preference_workers`` in flight.
+        response_deadline: seconds one attempt may take, headers and body (dlt's ``request_timeout``
+            bounds each socket read only); a miss is retried as a timeout.
+        max_run_seconds: the load's budget; after it no request is sent and the load fails.
     """
-    if not api_key:
-        raise AptrinsicConfigError(
-            "No Aptrinsic API key: set APTRINSIC_API_KEY, or api_key under [sources.aptrinsic] in .dlt/secrets.toml."
-        )
+    validate_api_key(api_key)
     if not 1 <= window_days <= MAX_WINDOW_DAYS:
         raise AptrinsicConfigError(f"window_days must be 1..{MAX_WINDOW_DAYS} (the API's limit), got {window_days}")
     sizes = page_sizes_by_table(page_size, page_sizes or {})
-    client = AptrinsicClient(resolve_base_url(base_url, region), api_key, RateLimiter(rate_limit))
+    if response_deadline <= 0 or max_run_seconds <= 0:
+        raise AptrinsicConfigError("response_deadline and max_run_seconds must be positive (seconds)")
+    client = AptrinsicClient(
+        resolve_base_url(base_url, region),
+        str(api_key),
+        RateLimiter(rate_limit),
+        response_deadline=response_deadline,
+        budget=RunBudget(max_run_seconds),
+    )
     window = event_window(start, end)
     replace_days.whole_days(window)  # before any request
     windows = split_windows(*window, window_days)
@@ -99,6 +125,34 @@ def aptrinsic_source(
     if preferences:
         resources.append(_preferences_resource(client, preferences_limit, preference_workers))
     return resources
+
+
+_KEY_SETTINGS = (
+    "APTRINSIC_API_KEY (or api_key under [sources.aptrinsic] in .dlt/secrets.toml, or the variable dg.EnvVar names)"
+)
+
+
+def validate_api_key(api_key: Any) -> None:
+    """The key must be printable ASCII without surrounding whitespace: a header value that is not
+    fails inside requests with an error quoting it. The errors name the setting, never the value."""
+    if not api_key:
+        raise AptrinsicConfigError(
+            "No Aptrinsic API key: set APTRINSIC_API_KEY, or api_key under [sources.aptrinsic] in .dlt/secrets.toml."
+        )
+    key = str(api_key)
+    problem = None
+    if key != key.strip():
+        problem = "leading or trailing whitespace (a line break from a copied file?)"
+    elif any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
+        problem = "a control character (a line break or tab)"
+    elif not key.isascii():
+        problem = "a non-ASCII character"
+    if problem:
+        raise AptrinsicConfigError(
+            f"The Aptrinsic API key in {_KEY_SETTINGS} holds {problem}; keys are printable ASCII. Copy it again "
+            "from Gainsight PX (Administration > REST API) and set it without quotes or a trailing newline. "
+            "The value is not shown here."
+        )
 
 
 def resolve_base_url(base_url: str | None = None, region: str = "us") -> str:
@@ -138,6 +192,36 @@ def _type_keeper(table: Table) -> TypeKeeper:
         return TypeKeeper()
 
 
+def _where(table: Table, window: Window | None = None) -> str:
+    if window is None:
+        return f"{table.name} (snapshot)"
+    return f"{table.name}, window [{window[0].isoformat()}, {window[1].isoformat()})"
+
+
+def _pages(
+    client: AptrinsicClient,
+    table: Table,
+    page_size: int,
+    window: Window | None = None,
+    params: dict[str, Any] | None = None,
+    counts: ApiCounts | None = None,
+) -> Iterator[list[dict]]:
+    """The table's pages, each checked to hold records with a primary key."""
+    where = _where(table, window)
+    for number, records in enumerate(
+        client.pages(table.path, table.record_key, _paginator(table, page_size), params, counts, where)
+    ):
+        missing = sum(1 for r in records if not isinstance(r, dict) or r.get(table.primary_key) in (None, ""))
+        if missing:
+            raise AptrinsicError(
+                f"{where} (GET /v1{table.path}): {missing} record(s) on page {number} have no {table.primary_key} "
+                f"(the primary key, column {column_name(table.primary_key)}), so they cannot be merged or "
+                "reconciled; nothing from this load was committed. Re-run; if it persists, report the records "
+                "to Gainsight with the window above."
+            )
+        yield records
+
+
 def _event_resource(client: AptrinsicClient, table: Table, page_size: int, windows: list[Window]) -> DltResource:
     def events() -> Iterator[Any]:
         keeper = _type_keeper(table)
@@ -145,7 +229,7 @@ def _event_resource(client: AptrinsicClient, table: Table, page_size: int, windo
             yield replace_days.day_markers(replace_days.whole_days(window), column_name(table.primary_key))
             counts = ApiCounts()
             params = {"filter": date_filter(window), "sort": "date"}
-            for records in client.pages(table.path, table.record_key, _paginator(table, page_size), params, counts):
+            for records in _pages(client, table, page_size, window, params, counts):
                 if records:
                     yield replace_days.with_day(keeper.conform(to_arrow(records, table.json_fields)))
             yield counts.row(table.name, *window)
@@ -161,7 +245,7 @@ def _event_resource(client: AptrinsicClient, table: Table, page_size: int, windo
 
 def count_events(client: AptrinsicClient, table: Table, window: Window) -> int:
     """What the API holds now for one event table and window: one request, ``pageSize=1``."""
-    return client.total_hits(table.path, {"filter": date_filter(window)})
+    return client.total_hits(table.path, {"filter": date_filter(window)}, where=table.name)
 
 
 def _paginator(table: Table, page_size: int) -> BasePaginator:
@@ -175,7 +259,7 @@ def _paginator(table: Table, page_size: int) -> BasePaginator:
 def _snapshot_resource(client: AptrinsicClient, table: Table, page_size: int) -> DltResource:
     def snapshot() -> Iterator[Any]:
         keeper, counts, seen = _type_keeper(table), ApiCounts(), set()
-        for records in client.pages(table.path, table.record_key, _paginator(table, page_size), counts=counts):
+        for records in _pages(client, table, page_size, counts=counts):
             fresh = []
             for record in records:
                 key = record.get(table.primary_key)
@@ -184,12 +268,31 @@ def _snapshot_resource(client: AptrinsicClient, table: Table, page_size: int) ->
                     continue
                 seen.add(key)
                 fresh.append(record)
+            if records and not fresh:
+                raise AptrinsicPagingError(
+                    f"{_where(table)} (GET /v1{table.path}): page {counts.pages} repeats {len(records)} records "
+                    "already fetched and brings none new: the API does not advance. The table was left as it was."
+                )
             if fresh:
                 yield keeper.conform(to_arrow(fresh, table.json_fields))
+        _verify_snapshot(table, counts)
         yield counts.row(table.name)
 
     # Atomic on every destination: pipeline.py sets the insert-from-staging replace strategy.
     return _resource(snapshot, table, "replace")
+
+
+def _verify_snapshot(table: Table, counts: ApiCounts) -> None:
+    """Exact or untouched: raised before the resource ends, so dlt's extract fails and the staging
+    swap that would replace the table never runs; the previous snapshot stays."""
+    unique = counts.records - counts.duplicates
+    if counts.total_hits is not None and unique != counts.total_hits:
+        raise AptrinsicPagingError(
+            f"{_where(table)} (GET /v1{table.path}): fetched {unique} distinct records ({counts.records} with "
+            f"{counts.duplicates} repeats) where field totalHits promised {counts.total_hits}. The snapshot "
+            "would be wrong, so the table was left as it was. Re-run; if it persists, the API's count and "
+            "its pages disagree: compare them for the endpoint with curl."
+        )
 
 
 def _loaded_user_ids(limit: int | None) -> list[str]:
@@ -215,7 +318,7 @@ def _preferences_resource(client: AptrinsicClient, limit: int | None, workers: i
         with ThreadPoolExecutor(max(1, workers), thread_name_prefix="aptrinsic-prefs") as pool:
             for offset in range(0, len(ids), 1000):
                 chunk = ids[offset : offset + 1000]
-                answers = list(pool.map(lambda i: client.get(f"/user/preferences/{i}"), chunk))
+                answers = list(pool.map(lambda i: client.get(f"/user/preferences/{i}", table.name), chunk))
                 records = [{"identifyId": i, **a} for i, a in zip(chunk, answers, strict=True) if a is not None]
                 counts.pages += len(chunk)
                 counts.records += len(records)

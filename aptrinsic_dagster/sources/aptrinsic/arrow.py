@@ -11,6 +11,8 @@
 - A column whose type changes (say a custom attribute from number to string) keeps its first
   type; values of the new type go to a variant column ``<name>__v_<type>``, as dlt does for JSON
   items, instead of failing the load or silently truncating.
+- Integers beyond 64 bits (the client parses them exactly, never as floats) land as their exact
+  digits in the variant ``<name>__v_text``; the column keeps its BIGINT type and values.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def to_arrow(records: list[dict], json_fields: tuple[str, ...]) -> pa.Table:
                 record[name] = orjson.dumps(value).decode()
     try:
         table = pa.Table.from_pylist(records)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         table = _from_mixed(records)
     while any(pa.types.is_struct(f.type) for f in table.schema):
         table = table.flatten()
@@ -95,14 +97,26 @@ def _from_mixed(records: list[dict]) -> pa.Table:
     """Slow path for a page whose values disagree on a type: such values become text."""
     flat = [_flatten(r) for r in records]
     names = list(dict.fromkeys(k for r in flat for k in r))
-    arrays = []
+    columns = []
     for name in names:
         values = [r.get(name) for r in flat]
+        big = [_beyond_int64(v) for v in values]
+        if any(big):
+            columns.append(
+                (f"{name}__v_text", pa.array([str(v) if b else None for v, b in zip(values, big, strict=True)]))
+            )
+            values = [None if b else v for v, b in zip(values, big, strict=True)]
+            if all(v is None for v in values):
+                continue
         try:
-            arrays.append(pa.array(values))
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            arrays.append(pa.array([None if v is None else str(v) for v in values], pa.string()))
-    return pa.table(arrays, names=names)
+            columns.append((name, pa.array(values)))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            columns.append((name, pa.array([None if v is None else str(v) for v in values], pa.string())))
+    return pa.table([c for _, c in columns], names=[n for n, _ in columns])
+
+
+def _beyond_int64(value: object) -> bool:
+    return type(value) is int and not -(2**63) <= value < 2**63
 
 
 def _flatten(record: dict, prefix: str = "") -> dict:

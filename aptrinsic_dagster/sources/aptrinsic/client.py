@@ -1,7 +1,25 @@
-"""HTTP for the Aptrinsic API through dlt's REST client: paginators, retries, a rate cap, errors."""
+"""HTTP for the Aptrinsic API through dlt's REST client: paginators, retries, a rate cap, deadlines, errors.
+
+dlt pages (``RESTClient.paginate``) and retries (its session: 429, 5xx, resets, timeouts). Added here
+only what dlt lacks:
+- a wall-clock deadline per response (``response_deadline`` seconds for headers and body together;
+  dlt's ``request_timeout`` bounds each socket read, so a body trickled a byte at a time never ends).
+  A response that misses it is a ``ReadTimeout``, which dlt retries like any other timeout;
+- a budget per load (``RunBudget``): after ``max_run_seconds``, or once ``cancel_requests()`` is
+  called (a Dagster run being terminated), no request is sent and none is retried;
+- paginators that prove progress (a repeated ``scrollId``, more pages than ``totalHits`` allows, a
+  short page the API does not call the last: each a clear error) and check the fields they read;
+- errors that name the table, endpoint, window and field, never the API key.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
+import math
+import re
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -14,12 +32,46 @@ from dlt.common.configuration.specs import RuntimeConfiguration
 from dlt.sources.helpers.requests import Client
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.paginators import BasePaginator
-from requests import HTTPError, PreparedRequest, Request, Response
+from requests import HTTPError, PreparedRequest, Request, RequestException, Response
 from requests.adapters import HTTPAdapter
+from requests.exceptions import ReadTimeout
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from .api_counts import ApiCounts
-from .errors import AptrinsicAuthError, AptrinsicError
+from .errors import AptrinsicAuthError, AptrinsicDeadlineError, AptrinsicError, AptrinsicPagingError
 from .settings import API_KEY_HEADER, REGIONS
+
+logger = logging.getLogger("aptrinsic")
+
+DEFAULT_RESPONSE_DEADLINE = 120.0  # s per attempt, headers and body: a 1.5 MB page at >= 12.5 KB/s
+DEFAULT_MAX_RUN_SECONDS = 6 * 3600.0  # s per load (one source); Dagster's run timeout is the outer bound
+
+_generation = [0]  # bumped by cancel_requests(): budgets made before it are cancelled
+
+
+def cancel_requests() -> None:
+    """Stop every load started so far in this process: none of them sends a new request or retry
+    (a terminated run). Loads whose source is built afterwards are not affected."""
+    _generation[0] += 1
+
+
+class RunBudget:
+    """The wall-clock budget of one load, and its cancellation."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._deadline = time.monotonic() + seconds
+        self._generation = _generation[0]
+
+    def check(self) -> None:
+        if self._generation != _generation[0]:
+            raise AptrinsicDeadlineError("the run was cancelled; no further requests are sent")
+        if time.monotonic() > self._deadline:
+            raise AptrinsicDeadlineError(
+                f"the load ran out of its time budget of {self.seconds:g} s (max_run_seconds); no further "
+                "requests are sent. Load a shorter window, or raise max_run_seconds if the API is just slow."
+            )
 
 
 class RateLimiter:
@@ -41,16 +93,103 @@ class RateLimiter:
             time.sleep(at - now)
 
 
-class _RateLimitedAdapter(HTTPAdapter):
-    """Every attempt, retries included, passes the limiter: a 429 storm cannot exceed the cap."""
+class _Watch:
+    """Shuts the socket of one attempt down when its deadline passes, ending any read in progress."""
 
-    def __init__(self, limiter: RateLimiter, pool_maxsize: int) -> None:
+    current = threading.local()  # the attempt on this thread; its connection attaches its socket
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.fired = seconds, False
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Watch:
+        _Watch.current.watch = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        _Watch.current.watch = None
+
+    def attach(self, sock: socket.socket | None) -> None:
+        with self._lock:
+            self._sock = sock
+            if self.fired:
+                self._shutdown()
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def getresponse(self) -> Any:  # type: ignore[override]
+        watch = getattr(_Watch.current, "watch", None)
+        if watch is not None:
+            watch.attach(self.sock)
+        return super().getresponse()
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def getresponse(self) -> Any:  # type: ignore[override]
+        watch = getattr(_Watch.current, "watch", None)
+        if watch is not None:
+            watch.attach(self.sock)
+        return super().getresponse()
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _AptrinsicAdapter(HTTPAdapter):
+    """Every attempt, retries included: the run's budget, the rate cap, then the response deadline.
+
+    The body is read here, inside the deadline, so ``session.send`` gets it whole or a ``ReadTimeout``.
+    """
+
+    def __init__(self, limiter: RateLimiter, pool_maxsize: int, deadline: float, budget: RunBudget) -> None:
         super().__init__(pool_connections=4, pool_maxsize=pool_maxsize)
-        self._limiter = limiter
+        self._limiter, self._deadline, self._budget = limiter, deadline, budget
 
-    def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> Response:
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+    def send(self, request: PreparedRequest, stream: bool = False, *args: Any, **kwargs: Any) -> Response:
+        self._budget.check()
         self._limiter.wait()
-        return super().send(request, *args, **kwargs)
+        self._budget.check()
+        with _Watch(self._deadline) as watch:
+            try:
+                response = super().send(request, True, *args, **kwargs)
+                if not stream:
+                    response.content  # noqa: B018 - read the body within the deadline
+            except RequestException as exc:
+                if not watch.fired:
+                    raise
+                failure: Exception = exc
+            else:
+                return response  # whole: the deadline may have passed just after the last byte
+        path = (request.path_url or "").split("?")[0]
+        raise ReadTimeout(
+            f"GET {path} sent no complete answer within {self._deadline:g} s (the response deadline, "
+            f"response_deadline) [{type(failure).__name__}]",
+            request=request,
+        )
 
 
 def _raise_for_status(response: Response, *args: Any, **kwargs: Any) -> None:
@@ -74,26 +213,96 @@ def _raise_for_status(response: Response, *args: Any, **kwargs: Any) -> None:
     raise AptrinsicError(f"Aptrinsic answered {response.status_code} for GET {path}: {message}")
 
 
+# orjson turns integers beyond 64 bits into floats; such an integer has at least 19 digits (a run
+# of 19 digits in a string only costs a slower, exact parse).
+_DIGITS = bytes.maketrans(b"123456789", b"000000000")
+_LONG_NUMBER = b"0" * 19
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_surrogates(value: Any, fixed: list[int]) -> Any:
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            fixed[0] += 1
+            return _SURROGATE.sub("\ufffd", value)
+        return value
+    if isinstance(value, dict):
+        return {k: _without_surrogates(v, fixed) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_surrogates(v, fixed) for v in value]
+    return value
+
+
+def parse_body(content: bytes, where: str) -> Any:
+    """A page body. orjson is the fast path; the standard library parses what it cannot keep exact:
+    integers beyond 64 bits (kept as Python ints, not floats) and lone UTF-16 surrogates (valid JSON
+    escapes that are not text: each string holding one gets U+FFFD in its place, with a warning)."""
+    try:
+        body = orjson.loads(content)
+    except orjson.JSONDecodeError as exc:
+        try:
+            body = json.loads(content)
+        except ValueError:
+            raise AptrinsicError(
+                f"Aptrinsic sent malformed JSON ({exc}). Re-run; if it persists, the API or a proxy "
+                "between is corrupting bodies."
+            ) from None
+        fixed = [0]
+        body = _without_surrogates(body, fixed)
+        if fixed[0]:
+            logger.warning(
+                "%s: %d string(s) held a lone UTF-16 surrogate (not text); each landed with U+FFFD in its place.",
+                where,
+                fixed[0],
+            )
+        return body
+    if content.translate(_DIGITS).find(_LONG_NUMBER) >= 0:
+        body = json.loads(content)
+    return body
+
+
 class AptrinsicRESTClient(RESTClient):
-    """dlt's REST client, parsing each body once (with orjson) for both the records and the paginator."""
+    """dlt's REST client, parsing each body once for both the records and the paginator."""
 
     def extract_response(self, response: Response, data_selector: Any) -> list[Any]:
-        try:
-            body = orjson.loads(response.content)
-        except orjson.JSONDecodeError as exc:
-            raise AptrinsicError(
-                f"Aptrinsic sent malformed JSON for GET {response.request.path_url.split('?')[0]}: {exc}"
-            ) from exc
+        path = response.request.path_url.split("?")[0]
+        body = parse_body(response.content, f"GET {path}")
         response.parsed_body = body  # type: ignore[attr-defined]
-        records = body if data_selector == "$" else body.get(data_selector)
+        if data_selector == "$":
+            records = body
+        elif isinstance(body, dict):
+            records = body.get(data_selector)
+        else:
+            raise AptrinsicError(f"GET {path}: expected a JSON object with {data_selector!r}, got {_kind(body)}")
+        if records is not None and not isinstance(records, list):
+            raise AptrinsicError(f"GET {path}: {data_selector!r} is {_kind(records)}, not a list of records")
         return records or []
+
+
+def _kind(value: Any) -> str:
+    return f"a JSON {type(value).__name__} ({orjson.dumps(value)[:60].decode(errors='replace')})"
+
+
+def _page_body(response: Response) -> dict:
+    body = response.parsed_body  # type: ignore[attr-defined]
+    if not isinstance(body, dict):
+        raise AptrinsicPagingError(f"a page must be a JSON object, got {_kind(body)}")
+    return body
 
 
 class ScrollPaginator(BasePaginator):
     """Scroll paging: ``{<key>: [...], totalHits, scrollId}``; the next request adds ``scrollId``.
 
-    Stops on a page shorter than the page size. The contract warns that ``scrollId`` may stay
-    non-null on the last page, so a null id is never awaited (but does stop a full page).
+    Ends on a page shorter than the page size (the contract warns that ``scrollId`` may stay non-null
+    on the last page). Every page must prove progress, or paging stops with an error:
+    - ``totalHits`` is an integer (the first page's counts);
+    - a short page comes only once ``totalHits`` records have arrived (else the API cut the scroll);
+    - a ``scrollId`` is never answered again (else the scroll never ends);
+    - at most ``ceil(totalHits / pageSize) + 1`` pages (the + 1: the empty page after a full last one).
     Example: pageSize=2 -> ``{"users": [a, b], "totalHits": 3, "scrollId": "s1"}``, then
     ``?scrollId=s1`` -> ``{"users": [c], "totalHits": 3, "scrollId": "s2"}`` (short: stop).
     """
@@ -102,18 +311,52 @@ class ScrollPaginator(BasePaginator):
         super().__init__()
         self.page_size = page_size
         self.total_hits: int | None = None
+        self.records = 0
+        self.pages = 0
         self._scroll_id: str | None = None
+        self._seen: set[str] = set()
 
     def init_request(self, request: Request) -> None:
         request.params["pageSize"] = self.page_size
 
     def update_state(self, response: Response, data: list[Any] | None = None) -> None:
-        body = response.parsed_body  # type: ignore[attr-defined]
-        if self.total_hits is None:
-            self.total_hits = body.get("totalHits")
-        self._scroll_id = body.get("scrollId")
-        if len(data or []) < self.page_size or not self._scroll_id:
+        body = _page_body(response)
+        self.pages += 1
+        self.records += len(data or [])
+        if self.pages == 1:
+            hits = body.get("totalHits")
+            if type(hits) is not int or hits < 0:
+                raise AptrinsicPagingError(
+                    f"field totalHits is {hits!r} ({type(hits).__name__}), not a count; the contract "
+                    "makes it an integer and the load cannot be verified without it."
+                )
+            self.total_hits = hits
+        scroll_id = body.get("scrollId")
+        short = len(data or []) < self.page_size
+        if short or not scroll_id:
+            if self.records < self.total_hits:  # type: ignore[operator]
+                reason = "a short page" if short else "no scrollId"
+                raise AptrinsicPagingError(
+                    f"the scroll ended ({reason}: {len(data or [])} records where {self.page_size} were asked) "
+                    f"after {self.records} of the {self.total_hits} records totalHits promised. The API or a proxy "
+                    "cut the scroll (or ignored pageSize); nothing from this load was committed. Re-run."
+                )
             self._has_next_page = False
+            return
+        limit = math.ceil(self.total_hits / self.page_size) + 1  # type: ignore[operator]
+        if scroll_id in self._seen:
+            raise AptrinsicPagingError(
+                f"scrollId {str(scroll_id)[:40]!r} came back on page {self.pages}: the scroll does not advance "
+                f"(totalHits {self.total_hits}, {self.records} records so far). Stopped instead of paging forever."
+            )
+        if self.pages >= limit:
+            raise AptrinsicPagingError(
+                f"page {self.pages} is full and more are offered, but totalHits {self.total_hits} at pageSize "
+                f"{self.page_size} allows at most {limit} pages ({self.records} records so far). "
+                "Stopped instead of paging forever."
+            )
+        self._seen.add(scroll_id)
+        self._scroll_id = scroll_id
 
     def update_request(self, request: Request) -> None:
         request.params["scrollId"] = self._scroll_id
@@ -122,27 +365,64 @@ class ScrollPaginator(BasePaginator):
 class IsLastPagePaginator(BasePaginator):
     """Zero-based page numbers that end on the API's flag: ``{<key>: [...], pageNumber, isLastPage}``.
 
-    Stops on ``isLastPage`` or a short page. Example: pageSize=2 -> ``{"segments": [a, b],
-    "pageNumber": 0, "isLastPage": false}``, then ``?pageNumber=1`` -> ``{"segments": [c],
-    "pageNumber": 1, "isLastPage": true}``.
+    The flag is trusted: ``isLastPage: true`` ends paging; ``false`` on a short page is an error (the
+    API ignored ``pageSize``, and the next page number would skip or repeat records); a short page ends
+    paging only where the flag is missing. ``pageNumber``, when echoed, must be the one asked for.
+    Example: pageSize=2 -> ``{"segments": [a, b], "pageNumber": 0, "isLastPage": false}``, then
+    ``?pageNumber=1`` -> ``{"segments": [c], "pageNumber": 1, "isLastPage": true}``.
     """
 
     def __init__(self, page_size: int) -> None:
         super().__init__()
         self.page_size = page_size
+        self.records = 0
         self._page = 0
 
     def init_request(self, request: Request) -> None:
         request.params.update(pageSize=self.page_size, pageNumber=0)
 
     def update_state(self, response: Response, data: list[Any] | None = None) -> None:
-        body = response.parsed_body  # type: ignore[attr-defined]
-        if body.get("isLastPage") or len(data or []) < self.page_size:
+        body = _page_body(response)
+        got = len(data or [])
+        self.records += got
+        last, number = body.get("isLastPage"), body.get("pageNumber")
+        if last is not None and not isinstance(last, bool):
+            raise AptrinsicPagingError(f"field isLastPage is {last!r}, not true or false (page {self._page}).")
+        if number is not None and number != self._page:
+            raise AptrinsicPagingError(
+                f"field pageNumber is {number!r} where page {self._page} was asked: the API does not page. "
+                "Stopped instead of loading repeated or skipped records."
+            )
+        if last is False and got < self.page_size:
+            raise AptrinsicPagingError(
+                f"page {self._page} holds {got} records where pageSize {self.page_size} was asked, yet says "
+                f"isLastPage: false. The API (or a proxy) ignored pageSize, so the next page number would skip "
+                f"or repeat records; {self.records} records so far, nothing committed. Lower page_sizes for "
+                "this table to what the API serves, or re-run."
+            )
+        if last or (last is None and got < self.page_size):
             self._has_next_page = False
         self._page += 1
 
     def update_request(self, request: Request) -> None:
         request.params["pageNumber"] = self._page
+
+
+def _scrub(text: str, secret: str) -> str:
+    for form in {secret, repr(secret)[1:-1]}:
+        if form:
+            text = text.replace(form, "***")
+    return text
+
+
+def _chain_text(exc: BaseException) -> str:
+    parts, seen = [], set()
+    node: BaseException | None = exc
+    while node is not None and id(node) not in seen:
+        seen.add(id(node))
+        parts.append(f"{type(node).__name__}: {node} {node.args!r}")
+        node = node.__cause__ or node.__context__
+    return " ".join(parts)
 
 
 @dataclass
@@ -151,12 +431,14 @@ class AptrinsicClient:
     api_key: str = field(repr=False)
     limiter: RateLimiter
     max_connections: int = 32
+    response_deadline: float = DEFAULT_RESPONSE_DEADLINE
+    budget: RunBudget = field(default_factory=lambda: RunBudget(DEFAULT_MAX_RUN_SECONDS))
     _local: threading.local = field(default_factory=threading.local, repr=False)
 
     def rest_client(self) -> AptrinsicRESTClient:
         """A client with its own session; one per paging walk (a walk stays on one thread)."""
-        # Retries, backoff and timeouts are dlt's own ([runtime] request_* settings), not ours.
-        runtime = resolve_configuration(RuntimeConfiguration())
+        # Retries, backoff and the per-read timeout are dlt's own ([runtime] request_* settings).
+        runtime = self._runtime()
         session = Client(
             request_timeout=runtime.request_timeout,
             request_max_attempts=runtime.request_max_attempts,
@@ -165,10 +447,14 @@ class AptrinsicClient:
             raise_for_status=False,
             session_attrs={"headers": {API_KEY_HEADER: self.api_key, "Accept": "application/json"}},
         ).session
-        adapter = _RateLimitedAdapter(self.limiter, self.max_connections)
+        adapter = _AptrinsicAdapter(self.limiter, self.max_connections, self.response_deadline, self.budget)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         return AptrinsicRESTClient(base_url=self.base_url, session=session)
+
+    @staticmethod
+    def _runtime() -> RuntimeConfiguration:
+        return resolve_configuration(RuntimeConfiguration())
 
     def pages(
         self,
@@ -177,16 +463,32 @@ class AptrinsicClient:
         paginator: BasePaginator,
         params: dict[str, Any] | None = None,
         counts: ApiCounts | None = None,
+        where: str | None = None,
     ) -> Iterator[list[dict]]:
-        """Each page's records; ``counts`` is filled in as pages arrive."""
-        client = self.rest_client()
-        for page in client.paginate(
+        """Each page's records; ``counts`` is filled in as pages arrive. Errors start with ``where``
+        (the table and window) and the endpoint, and never hold the API key."""
+        where = f"{where or 'Aptrinsic'} (GET /v1{path})"
+        walk = self.rest_client().paginate(
             path,
             params=params or {},
             paginator=paginator,
             data_selector=record_key or "$",
             hooks={"response": [_raise_for_status]},
-        ):
+        )
+        while True:
+            started = time.monotonic()
+            try:
+                page = next(walk, None)
+            except Exception as exc:
+                error = _translate(exc, self, where, started)
+                if error is None:
+                    raise
+            else:
+                error = None
+            if error is not None:
+                raise error  # outside the except block: no __context__ holding the original text
+            if page is None:
+                return
             if counts is not None:
                 counts.pages += 1
                 counts.records += len(page)
@@ -194,24 +496,68 @@ class AptrinsicClient:
                     counts.total_hits = paginator.total_hits
             yield list(page)
 
-    def total_hits(self, path: str, params: dict[str, Any]) -> int:
+    def total_hits(self, path: str, params: dict[str, Any], where: str = "Aptrinsic") -> int:
         """``totalHits`` of a one-record page: what a scroll endpoint holds for ``params`` now."""
-        response = self.rest_client().session.get(
-            self.base_url + path, params={**params, "pageSize": 1}, hooks={"response": []}
-        )
-        _raise_for_status(response)
+        where = f"{where} (GET /v1{path})"
+        started = time.monotonic()
         try:
-            return int(orjson.loads(response.content)["totalHits"])
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise AptrinsicError(f"Aptrinsic sent no usable totalHits for GET {path}: {exc!r}") from exc
+            session = self.rest_client().session
+            response = session.get(self.base_url + path, params={**params, "pageSize": 1}, hooks={"response": []})
+            _raise_for_status(response)
+            body = parse_body(response.content, where)
+            hits = body.get("totalHits") if isinstance(body, dict) else None
+            if isinstance(hits, bool) or not isinstance(hits, int):
+                raise AptrinsicError(f"{where}: field totalHits is {hits!r} ({type(hits).__name__}), not a count")
+            return hits
+        except Exception as exc:
+            error = _translate(exc, self, where, started)
+            if error is None:
+                raise
+        raise error  # outside the except block: no __context__ holding the original text
 
-    def get(self, path: str) -> dict | None:
+    def get(self, path: str, where: str = "Aptrinsic") -> dict | None:
         """One record; None when the API answers 404. Each calling thread keeps its session."""
         session = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = self.rest_client().session
-        response = session.get(self.base_url + path, hooks={"response": []})
-        if response.status_code == 404:
-            return None
-        _raise_for_status(response)
-        return orjson.loads(response.content)
+        where = f"{where} (GET /v1{path})"
+        started = time.monotonic()
+        try:
+            response = session.get(self.base_url + path, hooks={"response": []})
+            if response.status_code == 404:
+                return None
+            _raise_for_status(response)
+            return parse_body(response.content, where)
+        except Exception as exc:
+            error = _translate(exc, self, where, started)
+            if error is None:
+                raise
+        raise error  # outside the except block: no __context__ holding the original text
+
+
+def _translate(exc: Exception, client: AptrinsicClient, where: str, started: float) -> Exception | None:
+    """What a request ended with, as an error naming where it happened and what to do, with the API
+    key scrubbed from its text (an API or proxy may echo the header back); None: raise it as it is."""
+    key = client.api_key
+    leaks = bool(key) and key in _chain_text(exc)
+    if isinstance(exc, AptrinsicError) and not leaks and str(exc).startswith(where):
+        return None
+    if isinstance(exc, AptrinsicError):
+        message = f"{where}: {exc}"
+    elif isinstance(exc, RequestException):
+        message = f"{where}: {_gave_up(exc, started)}"
+    else:
+        message = f"{where}: {type(exc).__name__}: {exc}"
+    return (type(exc) if isinstance(exc, AptrinsicError) else AptrinsicError)(_scrub(message, key) if key else message)
+
+
+def _gave_up(exc: BaseException, started: float) -> str:
+    runtime = AptrinsicClient._runtime()
+    waited = time.monotonic() - started
+    return (
+        f"gave up after {runtime.request_max_attempts} attempts over {waited:.1f} s ({exc}). dlt retries "
+        f"429, 5xx, resets and timeouts with exponential backoff (factor {runtime.request_backoff_factor:g}), "
+        f"honouring Retry-After up to {runtime.request_max_retry_delay:g} s "
+        "([runtime] request_max_attempts, request_backoff_factor, request_max_retry_delay in "
+        ".dlt/config.toml). Re-run later; on 429s lower rate_limit."
+    )
