@@ -1,4 +1,5 @@
-"""The code location: assembles assets, checks, jobs, schedules and resources, nothing else."""
+"""The code location: assembles assets (API tables and dbt marts), checks, jobs, schedules, sensors and
+resources, nothing else."""
 
 import tempfile
 from pathlib import Path
@@ -8,7 +9,8 @@ from dagster_dlt import DagsterDltResource
 
 from .assets import build_assets
 from .checks import build_checks
-from .jobs import daily_events_job, snapshots_job
+from .jobs import daily_events_job, marts_job, snapshots_job
+from .marts import build_marts, dbt_project, dbt_resource, marts_automation_sensor
 from .resources import AptrinsicResource, WarehouseResource
 from .schedules import daily_events_schedule, snapshots_schedule
 from .sources.aptrinsic.pipeline import make_pipeline
@@ -19,12 +21,19 @@ def defs() -> dg.Definitions:
     # Loaded when Dagster loads the code location, not at import. dagster-dlt needs a pipeline
     # object here for the destination's name only; runs build their own (resources.py).
     pipeline = make_pipeline(pipelines_dir=str(Path(tempfile.gettempdir()) / "aptrinsic_dagster_definitions"))
+    project = dbt_project()
     return dg.Definitions(
-        assets=build_assets(pipeline),
+        assets=[*build_assets(pipeline), *build_marts(project)],
         asset_checks=build_checks(),
-        jobs=[daily_events_job, snapshots_job],
+        jobs=[daily_events_job, snapshots_job, marts_job],
         schedules=[daily_events_schedule, snapshots_schedule],
-        resources={"dlt": DagsterDltResource(), "aptrinsic": AptrinsicResource(), "warehouse": WarehouseResource()},
+        sensors=[marts_automation_sensor],
+        resources={
+            "dlt": DagsterDltResource(),
+            "dbt": dbt_resource(project),
+            "aptrinsic": AptrinsicResource(),
+            "warehouse": WarehouseResource(),
+        },
         # Steps share one warehouse writer (pool), so separate processes would only add start-up time.
         executor=dg.in_process_executor,
     )

@@ -16,7 +16,7 @@ from dlt.extract.source import DltSource
 from pydantic import Field
 
 from .sources.aptrinsic import AptrinsicConfigError, aptrinsic_source
-from .sources.aptrinsic.pipeline import DUCKDB_PATH_ENV, make_pipeline, warehouse_destination
+from .sources.aptrinsic.pipeline import DEFAULT_DUCKDB_PATH, DUCKDB_PATH_ENV, make_pipeline, warehouse_destination
 from .sources.aptrinsic.settings import BASE_URL_ENV, DEFAULT_RATE_LIMIT, MAX_WINDOW_DAYS, REGIONS
 
 DESTINATION_ENV = "APTRINSIC_DESTINATION"
@@ -89,6 +89,10 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def _destination(self) -> Any:
         return warehouse_destination(self.destination or os.environ.get(DESTINATION_ENV, "duckdb"), self.duckdb_path)
+
+    def resolved_duckdb_path(self) -> str:
+        """The DuckDB file the loads write (and dbt reads), relative to the working directory."""
+        return self.duckdb_path or os.environ.get(DUCKDB_PATH_ENV) or DEFAULT_DUCKDB_PATH
 
     @contextmanager
     def pipeline(self, run_id: str, step: str) -> Iterator[dlt.Pipeline]:
