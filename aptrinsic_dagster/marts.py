@@ -8,6 +8,7 @@ days (the window goes to dbt as ``--vars``); the others are rebuilt whole. Both 
 
 import json
 import os
+import shutil
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -62,14 +63,22 @@ class _ManifestPreparer(DagsterDbtProjectPreparer):
         dbt_resource(project).cli(["parse", "--quiet"], target_path=project.target_path).wait()
 
 
+def _manifest_is_stale(project: DbtProject) -> bool:
+    if not project.manifest_path.exists():
+        return True
+    parsed = project.manifest_path.stat().st_mtime
+    sources = (p for p in DBT_PROJECT_DIR.rglob("*") if p.suffix in {".sql", ".yml"} and "target" not in p.parts)
+    return any(p.stat().st_mtime > parsed for p in sources)
+
+
 def dbt_project() -> DbtProject:
-    """The dbt project with a loadable manifest. ``make setup`` parses it, so loading definitions only reads
-    target/manifest.json; it is parsed here (no warehouse, ~10 s) when missing, and on every load under
-    ``dagster dev`` so that model edits show up."""
+    """The dbt project with a current manifest. ``make setup`` parses it, so loading definitions only reads
+    target/manifest.json; it is parsed here (no warehouse, ~10 s) only when missing or older than a model
+    or YAML file. Unlike dagster-dbt's ``prepare_if_dev``, ``dagster dev`` does not re-parse on every load:
+    each run worker loads the definitions too."""
     project = DbtProject(project_dir=DBT_PROJECT_DIR)
-    preparer = _ManifestPreparer()
-    if preparer.using_dagster_dev() or not project.manifest_path.exists():
-        preparer.prepare(project)
+    if _manifest_is_stale(project):
+        _ManifestPreparer().prepare(project)
     return project
 
 
@@ -123,7 +132,10 @@ def _build(
 ) -> Iterator[Any]:
     # No .fetch_column_metadata(): its in-process DuckDB connection outlives the step and holds the
     # file's lock against the next writer, and its column lineage cannot see through ephemeral models.
-    yield from dbt.cli(["build", "--vars", _dbt_vars(warehouse, window)], context=context).stream()
+    invocation = dbt.cli(["build", "--vars", _dbt_vars(warehouse, window)], context=context)
+    yield from invocation.stream()
+    # Each invocation writes a target dir of its own (~2 MB); kept only when the build failed.
+    shutil.rmtree(invocation.target_path, ignore_errors=True)
 
 
 def build_marts(project: DbtProject) -> list[dg.AssetsDefinition]:
