@@ -12,7 +12,12 @@ UV := $(shell command -v uv 2>/dev/null || echo python3.11 -m uv)
 	$(UV) sync --frozen
 	touch $@
 
-setup: .venv/.synced  ## the virtual environment in .venv, exactly as uv.lock pins it
+# The dbt manifest the definitions read: parsed once here (no warehouse needed), not at every load.
+DBT_SOURCES := $(shell find aptrinsic_dbt -path aptrinsic_dbt/target -prune -o -type f \( -name '*.sql' -o -name '*.yml' \) -print)
+aptrinsic_dbt/target/manifest.json: .venv/.synced $(DBT_SOURCES)
+	cd aptrinsic_dbt && ../.venv/bin/dbt parse --quiet
+
+setup: .venv/.synced aptrinsic_dbt/target/manifest.json  ## .venv exactly as uv.lock pins it, and the dbt manifest
 
 test: setup  ## the whole suite against the local sandbox
 	.venv/bin/python -m pytest

@@ -1,4 +1,5 @@
-"""The code location: assembles assets, checks, jobs, schedules and resources, nothing else."""
+"""The code location: assembles assets (API tables and dbt marts), checks, jobs, schedules, sensors and
+resources, nothing else."""
 
 import tempfile
 from pathlib import Path
@@ -9,7 +10,8 @@ from dagster_dlt import DagsterDltResource
 from . import settings
 from .assets import build_assets
 from .checks import build_checks
-from .jobs import daily_events_job, snapshots_job, still_matches_job
+from .jobs import daily_events_job, marts_job, snapshots_job, still_matches_job
+from .marts import build_marts, dbt_project, dbt_resource, marts_automation_sensor
 from .partitions import daily_partitions
 from .resources import AptrinsicResource, WarehouseResource
 from .schedules import daily_events_schedule, snapshots_schedule
@@ -23,13 +25,22 @@ def defs() -> dg.Definitions:
     # object here for the destination's name only; runs build their own (resources.py).
     pipeline = make_pipeline(pipelines_dir=str(Path(tempfile.gettempdir()) / "aptrinsic_dagster_definitions"))
     daily = daily_partitions()
+    project = dbt_project()
     return dg.Definitions(
-        assets=build_assets(pipeline, daily),
+        assets=[*build_assets(pipeline, daily), *build_marts(project, daily)],
         asset_checks=build_checks(daily, settings.drift_days()),
-        jobs=[daily_events_job, snapshots_job, still_matches_job],
+        jobs=[daily_events_job, snapshots_job, still_matches_job, marts_job],
         schedules=[daily_events_schedule, snapshots_schedule],
-        sensors=[build_drift_sensor(daily_events_job, daily, settings.drift_days(), settings.drift_interval_seconds())],
-        resources={"dlt": DagsterDltResource(), "aptrinsic": AptrinsicResource(), "warehouse": WarehouseResource()},
+        sensors=[
+            build_drift_sensor(daily_events_job, daily, settings.drift_days(), settings.drift_interval_seconds()),
+            marts_automation_sensor,
+        ],
+        resources={
+            "dlt": DagsterDltResource(),
+            "dbt": dbt_resource(project),
+            "aptrinsic": AptrinsicResource(),
+            "warehouse": WarehouseResource(),
+        },
         # Steps share one warehouse writer (pool), so separate processes would only add start-up time.
         executor=dg.in_process_executor,
     )

@@ -142,9 +142,11 @@ class WarehouseResource(dg.ConfigurableResource):
     )
 
     def _destination(self) -> Any:
-        return warehouse_destination(
-            self.destination or settings.destination(), self.duckdb_path or settings.duckdb_path()
-        )
+        return warehouse_destination(self.destination or settings.destination(), self.resolved_duckdb_path())
+
+    def resolved_duckdb_path(self) -> str:
+        """The DuckDB file the loads write (and dbt reads), relative to the working directory."""
+        return self.duckdb_path or settings.duckdb_path()
 
     @contextmanager
     def pipeline(self, run_id: str, step: str) -> Iterator[dlt.Pipeline]:

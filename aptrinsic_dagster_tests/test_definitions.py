@@ -1,4 +1,4 @@
-"""The code location as Dagster sees it: keys, lineage, groups, checks, jobs, schedules."""
+"""The code location as Dagster sees it: keys, lineage, groups, checks, jobs, schedules, automation."""
 
 import datetime as dt
 import subprocess
@@ -35,6 +35,17 @@ SNAPSHOTS = [
     "user_preferences",
     "users",
 ]
+DAILY_MARTS = ["account_usage_daily", "active_users_daily", "feature_adoption_daily", "nps_daily"]
+MARTS = [*DAILY_MARTS, "account_health", "retention_weekly"]
+# Lineage from the API tables to the marts, as the dbt sources declare it.
+MART_PARENTS = {
+    "active_users_daily": ["events_session", "users"],
+    "account_usage_daily": ["events_custom", "events_feature_match", "events_page_view", "events_session"],
+    "feature_adoption_daily": ["events_feature_match", "events_session", "feature_flags"],
+    "nps_daily": ["engagements", "survey_responses"],
+    "retention_weekly": ["events_session", "users"],
+    "account_health": ["accounts", "events_feature_match", "events_session", "survey_responses"],
+}
 
 
 @pytest.mark.slow
@@ -49,13 +60,44 @@ def test_dagster_definitions_validate_passes():
     assert "All code locations passed validation" in result.stderr + result.stdout
 
 
-def test_exactly_one_asset_per_table_and_no_phantom_lineage(defs: dg.Definitions):
+def test_one_asset_per_table_and_per_mart_with_lineage_from_the_api_tables(defs: dg.Definitions):
     graph = defs.resolve_asset_graph()
-    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {f"aptrinsic/{t}" for t in EVENTS + SNAPSHOTS}
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {
+        *(f"aptrinsic/{t}" for t in EVENTS + SNAPSHOTS),
+        *(f"aptrinsic_marts/{m}" for m in MARTS),
+    }
     edges = {
         (p.to_user_string(), k.to_user_string()) for k in graph.get_all_asset_keys() for p in graph.get(k).parent_keys
     }
-    assert edges == {("aptrinsic/users", "aptrinsic/user_preferences")}
+    # No phantom upstream assets: the only edges are users -> preferences and API table -> mart.
+    assert edges == {("aptrinsic/users", "aptrinsic/user_preferences")} | {
+        (f"aptrinsic/{table}", f"aptrinsic_marts/{mart}") for mart, tables in MART_PARENTS.items() for table in tables
+    }
+
+
+def test_marts_groups_partitions_automation_and_pool(defs: dg.Definitions):
+    graph = defs.resolve_asset_graph()
+    for mart in MARTS:
+        node = graph.get(dg.AssetKey(["aptrinsic_marts", mart]))
+        assert node.group_name == "aptrinsic_marts"
+        assert {"dbt", "duckdb"} <= set(node.kinds)
+        assert node.automation_condition is not None
+        assert (node.partitions_def is not None) == (mart in DAILY_MARTS)
+        if mart in DAILY_MARTS:
+            assert node.partitions_def == graph.get(dg.AssetKey(["aptrinsic", "events_session"])).partitions_def
+            assert node.backfill_policy == dg.BackfillPolicy.single_run()
+    # The definitions the issue asks for are in the descriptions the UI shows.
+    assert "at least one session event" in graph.get(dg.AssetKey(["aptrinsic_marts", "active_users_daily"])).description
+    assert "IN_APP_SURVEY_NPS" in graph.get(dg.AssetKey(["aptrinsic_marts", "nps_daily"])).description
+    # MAU of day D reads the sessions of D-29..D.
+    mapping = graph.get_partition_mapping(
+        dg.AssetKey(["aptrinsic_marts", "active_users_daily"]), dg.AssetKey(["aptrinsic", "events_session"])
+    )
+    assert isinstance(mapping, dg.TimeWindowPartitionMapping) and mapping.start_offset == -29
+    sensor = defs.get_repository_def().get_sensor_def("aptrinsic_marts_automation")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    mart_checks = {k for k in graph.asset_check_keys if k.asset_key.path[0] == "aptrinsic_marts"}
+    assert len(mart_checks) == 28
 
 
 def test_groups_kinds_descriptions_partitions_and_pools(defs: dg.Definitions):
@@ -76,7 +118,7 @@ def test_groups_kinds_descriptions_partitions_and_pools(defs: dg.Definitions):
 
 def test_three_checks_per_table_and_reconciliation_blocks(defs: dg.Definitions):
     graph = defs.resolve_asset_graph()
-    keys = {(k.asset_key.path[-1], k.name) for k in graph.asset_check_keys}
+    keys = {(k.asset_key.path[-1], k.name) for k in graph.asset_check_keys if k.asset_key.path[0] == "aptrinsic"}
     on_load = {(t, c) for t in EVENTS + SNAPSHOTS for c in ("rows_match_api", "no_duplicate_keys", "not_empty")}
     assert keys == on_load | {(t, "still_matches_api") for t in EVENTS}
     blocking = {spec.key.name for checks_def in defs.asset_checks for spec in checks_def.check_specs if spec.blocking}
@@ -88,13 +130,16 @@ def test_jobs_and_schedules(defs: dg.Definitions):
         "aptrinsic_daily_events",
         "aptrinsic_snapshots",
         "aptrinsic_still_matches_api",
+        "aptrinsic_marts",
     }
-    assert {s.name for s in defs.sensors} >= {"aptrinsic_event_drift"}
+    assert {s.name for s in defs.sensors} == {"aptrinsic_event_drift", "aptrinsic_marts_automation"}
     assert {s.name for s in defs.schedules} == {"aptrinsic_daily_events_schedule", "aptrinsic_snapshots_schedule"}
     events_job = defs.resolve_job_def("aptrinsic_daily_events")
     assert {k.path[-1] for k in events_job.asset_layer.selected_asset_keys} == set(EVENTS)
     snapshots_job = defs.resolve_job_def("aptrinsic_snapshots")
     assert {k.path[-1] for k in snapshots_job.asset_layer.selected_asset_keys} == set(SNAPSHOTS)
+    marts_job = defs.resolve_job_def("aptrinsic_marts")
+    assert {k.path[-1] for k in marts_job.asset_layer.selected_asset_keys} == set(MARTS)
 
 
 def test_the_daily_schedule_asks_for_yesterday_shortly_after_midnight_utc(defs: dg.Definitions):

@@ -2,8 +2,9 @@
 
 Starts the sandbox on loopback, materializes every snapshot asset and the last 7 daily event
 partitions into ``aptrinsic.duckdb`` through Dagster (runs recorded in ``.dagster_home``, so
-``make dev`` shows them), runs the checks, prints rows per table and check outcomes, and stops
-the sandbox. Exits non-zero if a run or a check failed.
+``make dev`` shows them), runs the checks, builds the dbt marts for the same days (dbt tests as
+checks), prints rows per table, check outcomes and a few mart figures, and stops the sandbox.
+Exits non-zero if a run or a check failed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import dagster as dg
 
 from aptrinsic_dagster import settings
 from aptrinsic_dagster.definitions import defs
+from aptrinsic_dagster.marts import MARTS_SCHEMA
 from aptrinsic_dagster.sources.aptrinsic import API_COUNTS_TABLE
 from aptrinsic_dagster.sources.aptrinsic.pipeline import DATASET_NAME, DEFAULT_DUCKDB_PATH
 
@@ -30,6 +32,10 @@ def main() -> int:
     duckdb_path = os.environ.setdefault(settings.DUCKDB_PATH, str(ROOT / DEFAULT_DUCKDB_PATH))
     yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     first = yesterday - dt.timedelta(days=6)
+    days = {
+        "dagster/asset_partition_range_start": first.isoformat(),
+        "dagster/asset_partition_range_end": yesterday.isoformat(),
+    }
     with sandbox_for_demo() as sandbox:
         os.environ.update({settings.API_KEY: SANDBOX_KEY, settings.BASE_URL: sandbox.base_url})
         definitions = defs()
@@ -43,14 +49,16 @@ def main() -> int:
                 ).execute_in_process(
                     instance=instance,
                     raise_on_error=False,
-                    tags={
-                        "dagster/asset_partition_range_start": first.isoformat(),
-                        "dagster/asset_partition_range_end": yesterday.isoformat(),
-                    },
+                    tags=days,
                 ),
             }
+            # In `make dev` the marts follow by themselves (declarative automation); here, one run.
+            results[f"marts {first}..{yesterday}"] = definitions.resolve_job_def("aptrinsic_marts").execute_in_process(
+                instance=instance, raise_on_error=False, tags=days
+            )
         requests = sandbox.stats.snapshot()["total_requests"]
     ok = _report(results, duckdb_path)
+    _marts(duckdb_path, yesterday)
     print(f"\n{requests} API requests; {time.perf_counter() - started:.1f} s in all; DuckDB: {duckdb_path}")
     return 0 if ok else 1
 
@@ -76,7 +84,9 @@ def _report(results: dict[str, dg.ExecuteInProcessResult], duckdb_path: str) -> 
     outcomes: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     for result in results.values():
         for evaluation in result.get_asset_check_evaluations():
-            outcomes[evaluation.check_name]["passed" if evaluation.passed else evaluation.severity.value] += 1
+            mart = evaluation.asset_key.path[0] == MARTS_SCHEMA
+            name = "dbt tests (marts)" if mart else evaluation.check_name
+            outcomes[name]["passed" if evaluation.passed else evaluation.severity.value] += 1
             if not evaluation.passed:
                 ok &= evaluation.severity != dg.AssetCheckSeverity.ERROR
                 print(f"  FAILED {evaluation.asset_key.to_user_string()} {evaluation.check_name}")
@@ -84,6 +94,30 @@ def _report(results: dict[str, dg.ExecuteInProcessResult], duckdb_path: str) -> 
     for check, counts in sorted(outcomes.items()):
         print(f"  {check:<20} " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
     return ok
+
+
+def _marts(duckdb_path: str, day: dt.date) -> None:
+    import duckdb
+
+    marts = MARTS_SCHEMA
+    with duckdb.connect(duckdb_path, read_only=True) as con:
+        active = con.execute(f"SELECT dau, wau, mau, dau_over_mau FROM {marts}.active_users_daily WHERE day = ?", [day])
+        dau, wau, mau, stickiness = active.fetchone() or (0, 0, 0, None)
+        print(f"\nmarts ({marts}), {day}: DAU {dau:,}, WAU {wau:,}, MAU {mau:,} (MAU over the days loaded)", end="")
+        print(f", DAU/MAU {stickiness:.2f}" if stickiness is not None else "")
+        top = con.execute(
+            f"SELECT feature_name, users, share_of_dau FROM {marts}.feature_adoption_daily WHERE day = ? "
+            "ORDER BY users DESC, feature_name LIMIT 5",
+            [day],
+        ).fetchall()
+        print(
+            "  top features: " + "; ".join(f"{name} {users} users ({share:.0%} of DAU)" for name, users, share in top)
+        )
+        responses, score = con.execute(
+            f"SELECT sum(responses), 100.0 * (sum(promoters) - sum(detractors)) / nullif(sum(responses), 0) "
+            f"FROM {marts}.nps_daily"
+        ).fetchone()
+        print(f"  NPS over the days loaded: {score:+.0f} from {responses:,} responses" if responses else "  no NPS")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,8 @@
+select
+    event_id,
+    nullif(identify_id, '') as identify_id,
+    nullif(account_id, '') as account_id,
+    nullif(feature_id, '') as feature_id,
+    date as occurred_at,
+    {{ utc_date('date') }} as day
+from {{ source('aptrinsic', 'events_feature_match') }}

@@ -1,0 +1,24 @@
+{#
+  Per day of the window being built, `aggregate` of the mart's `column_name` equals `expression`
+  over the raw source table's rows of that UTC day (with `source_where`). Returns the days that differ.
+#}
+{% test reconciles_daily(model, column_name, source_table, aggregate='sum', expression='count(*)', source_where='1 = 1') %}
+with mart as (
+    select day, {{ aggregate }}({{ column_name }}) as mart_value
+    from {{ model }}
+    where {{ day_in_window('day') }}
+    group by day
+),
+
+raw as (
+    select {{ utc_date('date') }} as day, {{ expression }} as raw_value
+    from {{ source('aptrinsic', source_table) }}
+    where {{ in_window('date') }} and ({{ source_where }})
+    group by {{ utc_date('date') }}
+)
+
+select coalesce(mart.day, raw.day) as day, mart.mart_value, raw.raw_value
+from mart
+full outer join raw on raw.day = mart.day
+where coalesce(mart.mart_value, 0) <> coalesce(raw.raw_value, 0)
+{% endtest %}
