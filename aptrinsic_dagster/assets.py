@@ -77,6 +77,8 @@ def _load(
     window: dg.TimeWindow | None = None,
 ) -> Iterator[dg.MaterializeResult]:
     extra = {} if window is None else {"aptrinsic/window": f"[{window.start.isoformat()}, {window.end.isoformat()})"}
+    if dropped := warehouse.drop_orphan_staging(context.instance, context.run_id):
+        context.log.info(f"Dropped the staging datasets of ended runs: {', '.join(dropped)}")
     try:
         with warehouse.pipeline(context.run_id, context.op_execution_context.op.name) as pipeline:
             for result in dlt_resource.run(context=context, dlt_source=source, dlt_pipeline=pipeline):

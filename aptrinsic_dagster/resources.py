@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import shutil
+import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -25,7 +27,14 @@ from .sources.aptrinsic import (
     validate_api_key,
 )
 from .sources.aptrinsic.client import DEFAULT_MAX_RUN_SECONDS, DEFAULT_RESPONSE_DEADLINE, AptrinsicClient, RateLimiter
-from .sources.aptrinsic.pipeline import make_pipeline, tune_process, warehouse_destination
+from .sources.aptrinsic.pipeline import (
+    DATASET_NAME,
+    STAGING_PREFIX,
+    make_pipeline,
+    staging_layout,
+    tune_process,
+    warehouse_destination,
+)
 from .sources.aptrinsic.settings import DEFAULT_RATE_LIMIT, MAX_WINDOW_DAYS, REGIONS
 
 DayKey = tuple[str, dt.date]  # (event table, UTC day)
@@ -141,24 +150,72 @@ class WarehouseResource(dg.ConfigurableResource):
         "Each run uses a folder of its own below it.",
     )
 
-    def _destination(self) -> Any:
+    def _destination(self, staging_suffix: str | None = None) -> Any:
         return warehouse_destination(
-            self.destination or settings.destination(), self.duckdb_path or settings.duckdb_path()
+            self.destination or settings.destination(), self.duckdb_path or settings.duckdb_path(), staging_suffix
         )
+
+    def is_server(self) -> bool:
+        """A warehouse that takes concurrent writers (anything but the DuckDB file)."""
+        return (self.destination or settings.destination()) != "duckdb"
 
     @contextmanager
     def pipeline(self, run_id: str, step: str) -> Iterator[dlt.Pipeline]:
-        """A pipeline working in a folder of its own: runs never share dlt's working folder.
+        """A pipeline of the run's own: its own working folder and its own staging dataset
+        (``<dataset>_staging_<run id>``), so runs at once share neither (pipeline.STAGING_PREFIX).
 
-        dlt restores state from the destination, so nothing is lost by starting empty. The
-        folder is removed after success and kept after a failure, for inspection.
+        dlt restores state from the destination, so nothing is lost by starting empty. The staging
+        dataset is dropped when the step ends, however it ends; the folder is removed after success
+        and kept after a failure, for inspection. A killed run's staging dataset is dropped by the
+        next load (``drop_orphan_staging``).
         """
         working = Path(self.pipelines_dir or settings.pipelines_dir()) / f"{run_id}-{step}"
-        yield make_pipeline(self._destination(), pipelines_dir=str(working))
+        pipeline = make_pipeline(self._destination(run_id), pipelines_dir=str(working))
+        try:
+            yield pipeline
+        finally:
+            _drop_staging(pipeline, [staging_layout(run_id) % DATASET_NAME])
         shutil.rmtree(working, ignore_errors=True)
+
+    def drop_orphan_staging(self, instance: dg.DagsterInstance, run_id: str) -> list[str]:
+        """Drops the staging datasets of runs that are no longer running (killed mid-load), never
+        one of a run in progress; returns their names."""
+        working = Path(self.pipelines_dir or settings.pipelines_dir()) / f"{run_id}-staging"
+        pipeline = make_pipeline(self._destination(), pipelines_dir=str(working))
+        with pipeline.sql_client() as sql:
+            names = [
+                name
+                for (name,) in sql.execute_sql("SELECT schema_name FROM information_schema.schemata") or []
+                if name.startswith(STAGING_PREFIX)
+            ]
+        ended = []
+        for name in names:
+            suffix = name[len(STAGING_PREFIX) :]
+            try:
+                owner = instance.get_run_by_id(str(uuid.UUID(suffix)))
+            except ValueError:  # not a run's: leave it alone
+                continue
+            if owner is None or owner.is_finished:
+                ended.append(name)
+        _drop_staging(pipeline, ended)
+        shutil.rmtree(working, ignore_errors=True)
+        return ended
 
     @contextmanager
     def sql(self, run_id: str) -> Iterator[Any]:
         """A SQL client on the dataset, for checks; works for DuckDB and other SQL destinations."""
         with self.pipeline(run_id, "sql") as pipeline, pipeline.sql_client() as client:
             yield client
+
+
+def _drop_staging(pipeline: dlt.Pipeline, names: Sequence[str]) -> None:
+    """Drops the datasets ``names`` if they exist. Best effort: a warehouse that cannot be reached now
+    fails the load on its own, and the next load drops what is left (``drop_orphan_staging``)."""
+    if not names:
+        return
+    try:
+        with pipeline.sql_client() as sql:
+            for name in names:
+                sql.execute_sql(f"DROP SCHEMA IF EXISTS {sql.escape_column_name(name)} CASCADE")
+    except Exception as exc:
+        logging.getLogger(__name__).warning("Could not drop staging dataset(s) %s: %s", ", ".join(names), exc)
