@@ -121,7 +121,8 @@ def _dlt_assets(
     ) -> Iterator[dg.MaterializeResult]:
         window = context.partition_time_window if daily else None
         start, end = (window.start, window.end) if window else (None, None)
-        yield from _load(context, dlt, aptrinsic.source(start, end, _selected(context)), warehouse, window)
+        source = aptrinsic.source(start, end, _selected(context), aptrinsic.share(context.instance))
+        yield from _load(context, dlt, source, warehouse, window)
 
     return _assets
 

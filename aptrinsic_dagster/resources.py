@@ -18,6 +18,7 @@ from dlt.extract.source import DltSource
 from pydantic import Field
 
 from . import settings
+from .recover import POOL
 from .sources.aptrinsic import (
     TABLES,
     AptrinsicConfigError,
@@ -60,7 +61,9 @@ class AptrinsicResource(dg.ConfigurableResource):
         default_factory=dict, description="Exact page size per table; must respect the endpoint's maximum."
     )
     rate_limit: float = Field(
-        default=DEFAULT_RATE_LIMIT, description="Requests per second, retries included (the API allows ~200)."
+        default=DEFAULT_RATE_LIMIT,
+        description="Requests per second for all runs together, retries included (the API allows ~200 per "
+        f"subscription). Each step in pool {POOL} gets rate_limit / the pool's limit.",
     )
     window_days: int = Field(default=MAX_WINDOW_DAYS, description="Longest API window for events (1..190).")
     preferences_limit: int | None = Field(
@@ -83,8 +86,26 @@ class AptrinsicResource(dg.ConfigurableResource):
         except AptrinsicConfigError as exc:
             raise dg.Failure(f"AptrinsicResource is misconfigured: {exc}", allow_retries=False) from exc
 
-    def source(self, start: dt.datetime | None, end: dt.datetime | None, tables: Sequence[str]) -> DltSource:
-        """The dlt source for ``tables`` and the event window ``[start, end)``."""
+    def share(self, instance: dg.DagsterInstance) -> float:
+        """One step's share of the API budget: ``rate_limit`` / the limit of pool ``aptrinsic_warehouse``.
+
+        Every step that calls the API (loads, checks that re-count) is in that pool, and Dagster runs at
+        most its limit of them at once, across all runs and machines: their shares together stay
+        within ``rate_limit``, with nothing shared between processes but Dagster's own slots. The
+        limit is the pool's own (``dagster instance concurrency set``), else the instance's
+        ``concurrency.pools.default_limit``; with neither, steps are not limited and one step gets all.
+        """
+        info = instance.event_log_storage.get_concurrency_info(POOL)
+        limit = (
+            info.slot_count if info.slot_count and info.slot_count > 0 else instance.global_op_concurrency_default_limit
+        )
+        return self.rate_limit / max(1, limit or 1)
+
+    def source(
+        self, start: dt.datetime | None, end: dt.datetime | None, tables: Sequence[str], rate_limit: float | None = None
+    ) -> DltSource:
+        """The dlt source for ``tables`` and the event window ``[start, end)``, at ``rate_limit``
+        requests/s (default: all of ``rate_limit``; a step passes its ``share``)."""
         source = aptrinsic_source(
             start=start,
             end=end,
@@ -92,7 +113,7 @@ class AptrinsicResource(dg.ConfigurableResource):
             region=self.region,
             page_size=self.page_size,
             page_sizes=self.page_sizes,
-            rate_limit=self.rate_limit,
+            rate_limit=rate_limit or self.rate_limit,
             window_days=self.window_days,
             preferences="user_preferences" in tables,
             preferences_limit=self.preferences_limit,
