@@ -77,6 +77,8 @@ def _load(
     window: dg.TimeWindow | None = None,
 ) -> Iterator[dg.MaterializeResult]:
     extra = {} if window is None else {"aptrinsic/window": f"[{window.start.isoformat()}, {window.end.isoformat()})"}
+    if dropped := warehouse.drop_orphan_staging(context.instance, context.run_id):
+        context.log.info(f"Dropped the staging datasets of ended runs: {', '.join(dropped)}")
     try:
         with warehouse.pipeline(context.run_id, context.op_execution_context.op.name) as pipeline:
             for result in dlt_resource.run(context=context, dlt_source=source, dlt_pipeline=pipeline):
@@ -119,7 +121,8 @@ def _dlt_assets(
     ) -> Iterator[dg.MaterializeResult]:
         window = context.partition_time_window if daily else None
         start, end = (window.start, window.end) if window else (None, None)
-        yield from _load(context, dlt, aptrinsic.source(start, end, _selected(context)), warehouse, window)
+        source = aptrinsic.source(start, end, _selected(context), aptrinsic.share(context.instance))
+        yield from _load(context, dlt, source, warehouse, window)
 
     return _assets
 

@@ -241,7 +241,7 @@ def _build_still_matches(daily: dg.DailyPartitionsDefinition, drift_days: int) -
             recent = [today - dt.timedelta(days=k) for k in range(drift_days, 0, -1)]
             days = sorted({day for _, day in day_counts.recorded(context.instance, keys, recent)})
         tables = [key.path[-1] for key in keys]
-        api = aptrinsic.count_days([(t, d) for t in tables for d in days], aptrinsic.rate_limit)
+        api = aptrinsic.count_days([(t, d) for t in tables for d in days], aptrinsic.share(context.instance))
         with warehouse.sql(context.run.run_id) as sql:
             for table in tables:
                 landed = day_counts.warehouse_counts(sql, table, days) if days else {}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import shutil
+import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -16,6 +18,7 @@ from dlt.extract.source import DltSource
 from pydantic import Field
 
 from . import settings
+from .recover import POOL
 from .sources.aptrinsic import (
     TABLES,
     AptrinsicConfigError,
@@ -25,7 +28,14 @@ from .sources.aptrinsic import (
     validate_api_key,
 )
 from .sources.aptrinsic.client import DEFAULT_MAX_RUN_SECONDS, DEFAULT_RESPONSE_DEADLINE, AptrinsicClient, RateLimiter
-from .sources.aptrinsic.pipeline import make_pipeline, tune_process, warehouse_destination
+from .sources.aptrinsic.pipeline import (
+    DATASET_NAME,
+    STAGING_PREFIX,
+    make_pipeline,
+    staging_layout,
+    tune_process,
+    warehouse_destination,
+)
 from .sources.aptrinsic.settings import DEFAULT_RATE_LIMIT, MAX_WINDOW_DAYS, REGIONS
 
 DayKey = tuple[str, dt.date]  # (event table, UTC day)
@@ -51,7 +61,9 @@ class AptrinsicResource(dg.ConfigurableResource):
         default_factory=dict, description="Exact page size per table; must respect the endpoint's maximum."
     )
     rate_limit: float = Field(
-        default=DEFAULT_RATE_LIMIT, description="Requests per second, retries included (the API allows ~200)."
+        default=DEFAULT_RATE_LIMIT,
+        description="Requests per second for all runs together, retries included (the API allows ~200 per "
+        f"subscription). Each step in pool {POOL} gets rate_limit / the pool's limit.",
     )
     window_days: int = Field(default=MAX_WINDOW_DAYS, description="Longest API window for events (1..190).")
     preferences_limit: int | None = Field(
@@ -74,8 +86,26 @@ class AptrinsicResource(dg.ConfigurableResource):
         except AptrinsicConfigError as exc:
             raise dg.Failure(f"AptrinsicResource is misconfigured: {exc}", allow_retries=False) from exc
 
-    def source(self, start: dt.datetime | None, end: dt.datetime | None, tables: Sequence[str]) -> DltSource:
-        """The dlt source for ``tables`` and the event window ``[start, end)``."""
+    def share(self, instance: dg.DagsterInstance) -> float:
+        """One step's share of the API budget: ``rate_limit`` / the limit of pool ``aptrinsic_warehouse``.
+
+        Every step that calls the API (loads, checks that re-count) is in that pool, and Dagster runs at
+        most its limit of them at once, across all runs and machines: their shares together stay
+        within ``rate_limit``, with nothing shared between processes but Dagster's own slots. The
+        limit is the pool's own (``dagster instance concurrency set``), else the instance's
+        ``concurrency.pools.default_limit``; with neither, steps are not limited and one step gets all.
+        """
+        info = instance.event_log_storage.get_concurrency_info(POOL)
+        limit = (
+            info.slot_count if info.slot_count and info.slot_count > 0 else instance.global_op_concurrency_default_limit
+        )
+        return self.rate_limit / max(1, limit or 1)
+
+    def source(
+        self, start: dt.datetime | None, end: dt.datetime | None, tables: Sequence[str], rate_limit: float | None = None
+    ) -> DltSource:
+        """The dlt source for ``tables`` and the event window ``[start, end)``, at ``rate_limit``
+        requests/s (default: all of ``rate_limit``; a step passes its ``share``)."""
         source = aptrinsic_source(
             start=start,
             end=end,
@@ -83,7 +113,7 @@ class AptrinsicResource(dg.ConfigurableResource):
             region=self.region,
             page_size=self.page_size,
             page_sizes=self.page_sizes,
-            rate_limit=self.rate_limit,
+            rate_limit=rate_limit or self.rate_limit,
             window_days=self.window_days,
             preferences="user_preferences" in tables,
             preferences_limit=self.preferences_limit,
@@ -141,26 +171,76 @@ class WarehouseResource(dg.ConfigurableResource):
         "Each run uses a folder of its own below it.",
     )
 
-    def _destination(self) -> Any:
-        return warehouse_destination(self.destination or settings.destination(), self.resolved_duckdb_path())
+    def _destination(self, staging_suffix: str | None = None) -> Any:
+        return warehouse_destination(
+            self.destination or settings.destination(), self.resolved_duckdb_path(), staging_suffix
+        )
 
     def resolved_duckdb_path(self) -> str:
         """The DuckDB file the loads write (and dbt reads), relative to the working directory."""
         return self.duckdb_path or settings.duckdb_path()
 
+    def is_server(self) -> bool:
+        """A warehouse that takes concurrent writers (anything but the DuckDB file)."""
+        return (self.destination or settings.destination()) != "duckdb"
+
     @contextmanager
     def pipeline(self, run_id: str, step: str) -> Iterator[dlt.Pipeline]:
-        """A pipeline working in a folder of its own: runs never share dlt's working folder.
+        """A pipeline of the run's own: its own working folder and its own staging dataset
+        (``<dataset>_staging_<run id>``), so runs at once share neither (pipeline.STAGING_PREFIX).
 
-        dlt restores state from the destination, so nothing is lost by starting empty. The
-        folder is removed after success and kept after a failure, for inspection.
+        dlt restores state from the destination, so nothing is lost by starting empty. The staging
+        dataset is dropped when the step ends, however it ends; the folder is removed after success
+        and kept after a failure, for inspection. A killed run's staging dataset is dropped by the
+        next load (``drop_orphan_staging``).
         """
         working = Path(self.pipelines_dir or settings.pipelines_dir()) / f"{run_id}-{step}"
-        yield make_pipeline(self._destination(), pipelines_dir=str(working))
+        pipeline = make_pipeline(self._destination(run_id), pipelines_dir=str(working))
+        try:
+            yield pipeline
+        finally:
+            _drop_staging(pipeline, [staging_layout(run_id) % DATASET_NAME])
         shutil.rmtree(working, ignore_errors=True)
+
+    def drop_orphan_staging(self, instance: dg.DagsterInstance, run_id: str) -> list[str]:
+        """Drops the staging datasets of runs that are no longer running (killed mid-load), never
+        one of a run in progress; returns their names."""
+        working = Path(self.pipelines_dir or settings.pipelines_dir()) / f"{run_id}-staging"
+        pipeline = make_pipeline(self._destination(), pipelines_dir=str(working))
+        with pipeline.sql_client() as sql:
+            names = [
+                name
+                for (name,) in sql.execute_sql("SELECT schema_name FROM information_schema.schemata") or []
+                if name.startswith(STAGING_PREFIX)
+            ]
+        ended = []
+        for name in names:
+            suffix = name[len(STAGING_PREFIX) :]
+            try:
+                owner = instance.get_run_by_id(str(uuid.UUID(suffix)))
+            except ValueError:  # not a run's: leave it alone
+                continue
+            if owner is None or owner.is_finished:
+                ended.append(name)
+        _drop_staging(pipeline, ended)
+        shutil.rmtree(working, ignore_errors=True)
+        return ended
 
     @contextmanager
     def sql(self, run_id: str) -> Iterator[Any]:
         """A SQL client on the dataset, for checks; works for DuckDB and other SQL destinations."""
         with self.pipeline(run_id, "sql") as pipeline, pipeline.sql_client() as client:
             yield client
+
+
+def _drop_staging(pipeline: dlt.Pipeline, names: Sequence[str]) -> None:
+    """Drops the datasets ``names`` if they exist. Best effort: a warehouse that cannot be reached now
+    fails the load on its own, and the next load drops what is left (``drop_orphan_staging``)."""
+    if not names:
+        return
+    try:
+        with pipeline.sql_client() as sql:
+            for name in names:
+                sql.execute_sql(f"DROP SCHEMA IF EXISTS {sql.escape_column_name(name)} CASCADE")
+    except Exception as exc:
+        logging.getLogger(__name__).warning("Could not drop staging dataset(s) %s: %s", ", ".join(names), exc)

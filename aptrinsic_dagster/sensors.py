@@ -23,7 +23,8 @@ from .checks import DRIFT_REPAIR_CHECKS
 from .resources import AptrinsicResource, DayKey
 
 DRIFT_SENSOR = "aptrinsic_event_drift"
-# Requests/s of the sensor's counts, beside a load's 150/s: together under the API's ~200/s.
+# Requests/s of the sensor's counts, beside the loads' budget (rate_limit, 150/s for all steps in the
+# pool together): under the API's ~200/s per subscription.
 COUNT_RATE = 10.0
 _ACTIVE = [
     dg.DagsterRunStatus.QUEUED,

@@ -17,7 +17,18 @@ from aptrinsic_dagster.sensors import DRIFT_SENSOR
 from aptrinsic_dagster.sources.aptrinsic.settings import EVENT_TABLES
 from aptrinsic_sandbox import Faults, Sandbox
 
-from .helpers import API_KEY, DAY_MS, ROOT, SandboxFactory, failure_text, files_holding, ms, query
+from .helpers import (
+    API_KEY,
+    DAY_MS,
+    ROOT,
+    SandboxFactory,
+    Warehouse,
+    failure_text,
+    files_holding,
+    ms,
+    postgres_tables_holding,
+    query,
+)
 
 TODAY = dt.datetime.now(dt.UTC).date()
 D1, D2, D3 = (TODAY - dt.timedelta(days=k) for k in (3, 2, 1))
@@ -27,15 +38,16 @@ EVENTS_JOB = "aptrinsic_daily_events"
 class Deployment:
     """A sandbox whose data ends today, the APTRINSIC_* environment, a persistent Dagster instance."""
 
-    def __init__(self, root: Path, sandbox: Sandbox, defs: dg.Definitions, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.root, self.sandbox, self.defs = root, sandbox, defs
-        self.duckdb_path = root / "aptrinsic.duckdb"
+    def __init__(
+        self, root: Path, sandbox: Sandbox, defs: dg.Definitions, monkeypatch: pytest.MonkeyPatch, warehouse: Warehouse
+    ) -> None:
+        self.root, self.sandbox, self.defs, self.warehouse = root, sandbox, defs, warehouse
         self.env = {
             "APTRINSIC_API_KEY": API_KEY,
             "APTRINSIC_BASE_URL": sandbox.base_url,
-            "APTRINSIC_DUCKDB_PATH": str(self.duckdb_path),
             "APTRINSIC_PIPELINES_DIR": str(root / "pipelines"),
             "DAGSTER_HOME": str(root / "dagster_home"),
+            **warehouse.env,
         }
         for name, value in self.env.items():
             monkeypatch.setenv(name, value)
@@ -62,8 +74,8 @@ class Deployment:
 
     def landed(self, table: str, day: dt.date) -> int:
         start = dt.datetime.combine(day, dt.time(), dt.UTC)
-        sql = f"SELECT count(*) FROM aptrinsic_data.{table} WHERE date >= ? AND date < ?"
-        return query(self.duckdb_path, sql, start, start + dt.timedelta(days=1))[0][0]
+        sql = f"SELECT count(*) FROM aptrinsic_data.{table} WHERE date >= %s AND date < %s"
+        return self.warehouse.query(sql, start, start + dt.timedelta(days=1))[0][0]
 
     def assert_exact(self, *days: dt.date) -> None:
         for day in days:
@@ -73,9 +85,22 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment(tmp_path: Path, make_sandbox: SandboxFactory, defs, monkeypatch) -> Deployment:
+def deployment(tmp_path: Path, make_sandbox: SandboxFactory, defs, monkeypatch, warehouse) -> Deployment:
     sandbox = make_sandbox(users=400, accounts=40, events_per_day=40, end_date=TODAY, faults=Faults(rate_cap=0))
-    yield Deployment(tmp_path, sandbox, defs, monkeypatch)
+    yield Deployment(tmp_path, sandbox, defs, monkeypatch, warehouse)
+    assert not files_holding(API_KEY, [tmp_path])
+    if warehouse.kind == "postgres":
+        assert not postgres_tables_holding(warehouse.url, API_KEY)
+
+
+@pytest.fixture
+def duckdb_deployment(tmp_path: Path, make_sandbox: SandboxFactory, defs, monkeypatch) -> Deployment:
+    """For what is DuckDB's own concern (its file lock), not the warehouse's."""
+    sandbox = make_sandbox(users=400, accounts=40, events_per_day=40, end_date=TODAY, faults=Faults(rate_cap=0))
+    path = tmp_path / "aptrinsic.duckdb"
+    yield Deployment(
+        tmp_path, sandbox, defs, monkeypatch, Warehouse("duckdb", {"APTRINSIC_DUCKDB_PATH": str(path)}, path)
+    )
     assert not files_holding(API_KEY, [tmp_path])
 
 
@@ -141,19 +166,23 @@ def test_late_events_and_deletions_are_found_by_the_sensor_and_repaired_exactly(
         assert all(e.passed for e in d.run(request).get_asset_check_evaluations())
     d.assert_exact(D1, D2, D3)
     for table in EVENT_TABLES:
-        gone = f"SELECT count(*) FROM aptrinsic_data.{table.name} WHERE identify_id IN (?, ?)"
-        assert query(d.duckdb_path, gone, *erased) == [(0,)]
+        gone = f"SELECT count(*) FROM aptrinsic_data.{table.name} WHERE identify_id IN (%s, %s)"
+        assert d.warehouse.query(gone, *erased) == [(0,)]
     assert not d.tick().run_requests
 
 
 def _users_on_few_days(d: Deployment) -> tuple[list[str], set[dt.date], set[str]]:
     """Two users whose events fall on as few of the three days as the data allows."""
     union = " UNION ALL ".join(
-        f"SELECT '{t.name}' AS t, identify_id, CAST(date AS DATE) AS day FROM aptrinsic_data.{t.name}"
+        f"SELECT DISTINCT '{t.name}' AS t, identify_id, _aptrinsic_day AS day FROM aptrinsic_data.{t.name}"
         for t in EVENT_TABLES
     )
-    rows = query(d.duckdb_path, f"SELECT identify_id, list(DISTINCT day), list(DISTINCT t) FROM ({union}) GROUP BY 1")
-    rows.sort(key=lambda r: (len(r[1]), r[0]))
+    found: dict[str, tuple[set, set]] = {}
+    for table, user, day in d.warehouse.query(union):
+        days, tables = found.setdefault(user, (set(), set()))
+        days.add(day)
+        tables.add(table)
+    rows = sorted(((user, days, tables) for user, (days, tables) in found.items()), key=lambda r: (len(r[1]), r[0]))
     chosen = rows[:2]
     return [r[0] for r in chosen], {day for r in chosen for day in r[1]}, {t for r in chosen for t in r[2]}
 
@@ -167,8 +196,8 @@ with dg.DagsterInstance.get() as instance:
 
 
 @pytest.mark.slow
-def test_a_tick_while_a_run_holds_the_warehouse_neither_fails_nor_asks_for_that_day(deployment: Deployment):
-    d = deployment
+def test_a_tick_while_a_run_holds_the_warehouse_neither_fails_nor_asks_for_that_day(duckdb_deployment: Deployment):
+    d = duckdb_deployment
     d.run(tags=_range(D1, D3))
     d.sandbox.faults.update(deleted_users=[_users_on_few_days(d)[0][0]], latency_ms=150)
     log = open(d.root / "slow-run.log", "w")  # noqa: SIM115 - the child writes it

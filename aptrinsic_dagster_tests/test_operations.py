@@ -23,7 +23,18 @@ from aptrinsic_sandbox import Faults, Sandbox
 from aptrinsic_sandbox.dev import prepare_dagster_home
 from aptrinsic_sandbox.server import INJECTED_400
 
-from .helpers import API_KEY, DAY_MS, END_DATE, SandboxFactory, failure_text, files_holding, ms, query, row_count
+from .helpers import (
+    API_KEY,
+    DAY_MS,
+    END_DATE,
+    SandboxFactory,
+    Warehouse,
+    failure_text,
+    files_holding,
+    ms,
+    postgres_tables_holding,
+    row_count,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKFILL = ("2026-03-01", "2026-03-14")  # 14 daily partitions
@@ -32,14 +43,14 @@ BACKFILL = ("2026-03-01", "2026-03-14")  # 14 daily partitions
 class Ops:
     """One deployment below the test's folder: sandbox, env, a persistent Dagster instance."""
 
-    def __init__(self, root: Path, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.root, self.sandbox = root, sandbox
-        self.duckdb_path = root / "aptrinsic.duckdb"
+    def __init__(self, root: Path, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, warehouse: Warehouse) -> None:
+        self.root, self.sandbox, self.warehouse = root, sandbox, warehouse
+        self.duckdb_path = warehouse.duckdb_path
         self.env = {
             "APTRINSIC_API_KEY": API_KEY,
             "APTRINSIC_BASE_URL": sandbox.base_url,
-            "APTRINSIC_DUCKDB_PATH": str(self.duckdb_path),
             "APTRINSIC_PIPELINES_DIR": str(root / "pipelines"),
+            **warehouse.env,
         }
         # The shipped instance settings (pool limit 1), persistent: a killed run and its re-run see
         # the same slots, as they do for a person with DAGSTER_HOME set.
@@ -60,15 +71,25 @@ class Ops:
 def ops(tmp_path: Path, make_sandbox: SandboxFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator:
     root = tmp_path / "deployment"
 
-    def make(**sandbox_args) -> Ops:
+    made: list[Ops] = []
+
+    def make(warehouse: Warehouse | None = None, **sandbox_args) -> Ops:
+        """``warehouse``: the parametrized ``warehouse`` fixture; DuckDB below the test's folder if None."""
         root.mkdir(exist_ok=True)
-        return Ops(root, make_sandbox(**sandbox_args), monkeypatch)
+        warehouse = warehouse or Warehouse("duckdb", {"APTRINSIC_DUCKDB_PATH": str(root / "aptrinsic.duckdb")},
+                                           root / "aptrinsic.duckdb")  # fmt: skip
+        made.append(Ops(root, make_sandbox(**sandbox_args), monkeypatch, warehouse))
+        return made[-1]
 
     yield make
     # Dagster storage (event logs, compute logs, run config), dlt working dirs of failed and killed
-    # runs (state, traces, load packages), the DuckDB file and the captured output of killed runs.
+    # runs (state, traces, load packages), the DuckDB file and the captured output of killed runs;
+    # on Postgres, every text column of every table (warehouse, dlt's _dlt_* tables).
     leaks = files_holding(API_KEY, [root]) if root.exists() else []
     assert not leaks, leaks
+    for o in made:
+        if o.warehouse.kind == "postgres":
+            assert not postgres_tables_holding(o.warehouse.url, API_KEY)
 
 
 def _assert_exact_per_day(ops: Ops, first: str, last: str) -> None:
@@ -76,10 +97,9 @@ def _assert_exact_per_day(ops: Ops, first: str, last: str) -> None:
     while day <= end:
         start = dt.datetime.combine(day, dt.time(), dt.UTC)
         for table in EVENT_TABLES:
-            landed = query(
-                ops.duckdb_path,
+            landed = ops.warehouse.query(
                 f"SELECT count(*), count(DISTINCT event_id) FROM aptrinsic_data.{table.name} "
-                "WHERE date >= ? AND date < ?",
+                "WHERE date >= %s AND date < %s",
                 start,
                 start + dt.timedelta(days=1),
             )[0]
@@ -153,8 +173,8 @@ def _wait_for_line(proc: subprocess.Popen, log: Path, pattern: str, timeout: flo
 
 @pytest.mark.slow
 @pytest.mark.parametrize("moment", ["extract", "load"])
-def test_kill_9_mid_run_then_rerun_gives_exact_counts_and_no_duplicates(defs, ops, moment):
-    o = ops(users=300, events_per_day=2000, faults=Faults(latency_ms=20, rate_cap=0))
+def test_kill_9_mid_run_then_rerun_gives_exact_counts_and_no_duplicates(defs, ops, moment, warehouse):
+    o = ops(warehouse, users=300, events_per_day=2000, faults=Faults(latency_ms=20, rate_cap=0))
     assert o.backfill(defs, "2026-03-02", "2026-03-02").success  # an earlier load, which must survive
     proc, _ = _start_backfill(o, "killed-run")
     if moment == "extract":
@@ -188,23 +208,21 @@ def test_kill_9_mid_run_then_rerun_gives_exact_counts_and_no_duplicates(defs, op
 # -- 4. idempotency -------------------------------------------------------------------------------
 
 
-def _table_contents(path: Path) -> dict[str, list[tuple]]:
-    return {
-        t.name: query(path, f"SELECT * EXCLUDE (_dlt_load_id) FROM aptrinsic_data.{t.name} ORDER BY event_id")
-        for t in EVENT_TABLES
-    }
+def _table_contents(warehouse: Warehouse) -> dict[str, list[dict]]:
+    return {t.name: warehouse.contents(t.name, "event_id") for t in EVENT_TABLES}
 
 
 @pytest.mark.slow
-def test_three_partitions_each_rerun_three_times_leave_identical_tables(defs, ops):
-    o = ops(users=200, events_per_day=60)
+def test_three_partitions_each_rerun_three_times_leave_identical_tables(defs, ops, warehouse):
+    o = ops(warehouse, users=200, events_per_day=60)
     for key in ("2026-03-05", "2026-03-06", "2026-03-07"):
-        assert o.run(defs, "aptrinsic_daily_events", partition_key=key).success
-    first = _table_contents(o.duckdb_path)
+        result = o.run(defs, "aptrinsic_daily_events", partition_key=key)
+        assert result.success and all(e.passed for e in result.get_asset_check_evaluations())
+    first = _table_contents(o.warehouse)
     for _ in range(2):
         for key in ("2026-03-07", "2026-03-05", "2026-03-06"):
             assert o.run(defs, "aptrinsic_daily_events", partition_key=key).success
-        assert _table_contents(o.duckdb_path) == first
+        assert _table_contents(o.warehouse) == first
     _assert_exact_per_day(o, "2026-03-05", "2026-03-07")
 
 
@@ -261,26 +279,32 @@ def test_an_api_400_surfaces_the_api_message(defs, ops):
 def test_a_malformed_page_fails_clearly_and_commits_nothing(defs, ops):
     o = ops(users=50, events_per_day=30)
     assert o.run(defs, "aptrinsic_daily_events", partition_key="2026-03-10").success
-    before = _table_contents(o.duckdb_path)
+    before = _table_contents(o.warehouse)
     o.sandbox.faults.update(rate_malformed=0.5)
     result = o.run(defs, "aptrinsic_daily_events", partition_key="2026-03-11")
     assert not result.success and "malformed JSON" in failure_text(result)
-    assert _table_contents(o.duckdb_path) == before
+    assert _table_contents(o.warehouse) == before
 
 
 # -- 7. schema drift --------------------------------------------------------------------------------
 
 
 @pytest.mark.slow
-def test_schema_drift_loads_and_reconciles(defs, ops, make_sandbox, monkeypatch):
-    o = ops(users=200)
+def test_schema_drift_loads_and_reconciles(defs, ops, make_sandbox, monkeypatch, warehouse):
+    o = ops(warehouse, users=200)
     assert o.run(defs, "aptrinsic_snapshots").success
     drifted = make_sandbox(users=200, extra_custom_attribute="region", seats_as_string=True)
     monkeypatch.setenv("APTRINSIC_BASE_URL", drifted.base_url)
     result = o.run(defs, "aptrinsic_snapshots")
     assert result.success and all(e.passed for e in result.get_asset_check_evaluations())
-    columns = {c for (c,) in query(o.duckdb_path, "SELECT column_name FROM information_schema.columns "
-                                                  "WHERE table_name = 'users'")}  # fmt: skip
+    columns = {
+        c
+        for (c,) in o.warehouse.query(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = 'aptrinsic_data' AND table_name = 'users'"
+        )
+    }
+    assert o.warehouse.count("users") == 200
     assert {"custom_attributes__region", "custom_attributes__seats", "custom_attributes__seats__v_text"} <= columns
 
 

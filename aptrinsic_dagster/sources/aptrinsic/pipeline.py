@@ -27,16 +27,33 @@ DUCKDB_MEMORY_LIMIT = "80MB"
 REPLACE_STRATEGY = "insert-from-staging"
 
 
-def warehouse_destination(name: str = "duckdb", duckdb_path: str | Path | None = None) -> Destination:
-    """The destination ``name`` (credentials from dlt config); for DuckDB, the file at ``duckdb_path``."""
+# dlt stages merges (and replaced snapshots) in one dataset, "<dataset>_staging", shared by every
+# load: two loads at once truncate and fill each other's staging tables, and merges then duplicate
+# or drop rows (dlt #4297). A load that may run beside others gets a staging dataset of its own,
+# named by ``staging_suffix`` (the Dagster run id), and drops it when done (resources.py).
+STAGING_PREFIX = f"{DATASET_NAME}_staging_"
+
+
+def staging_layout(staging_suffix: str | None) -> str:
+    """dlt's ``staging_dataset_name_layout``: ``%s`` is the dataset name. A run id without its dashes
+    keeps the name at 55 characters, under Postgres' 63."""
+    return "%s_staging" if staging_suffix is None else "%s_staging_" + staging_suffix.replace("-", "")
+
+
+def warehouse_destination(
+    name: str = "duckdb", duckdb_path: str | Path | None = None, staging_suffix: str | None = None
+) -> Destination:
+    """The destination ``name`` (credentials from dlt config); for DuckDB, the file at ``duckdb_path``.
+    ``staging_suffix``: a staging dataset of the load's own (see STAGING_PREFIX)."""
+    options = {"replace_strategy": REPLACE_STRATEGY, "staging_dataset_name_layout": staging_layout(staging_suffix)}
     if name != "duckdb":
-        return Destination.from_reference(name, replace_strategy=REPLACE_STRATEGY)
+        return Destination.from_reference(name, **options)
     path = duckdb_path or DEFAULT_DUCKDB_PATH
     # DuckDB's buffer manager takes up to 80% of RAM by default: merging a million events then
     # grew the process to 1.4 GB. Bounded, it spills to disk instead, at the same speed (benchmarks/;
     # 64 MB ran out of memory with twenty load workers).
     credentials = DuckDbCredentials(str(path), global_config={"memory_limit": DUCKDB_MEMORY_LIMIT})
-    return dlt.destinations.duckdb(credentials, replace_strategy=REPLACE_STRATEGY)
+    return dlt.destinations.duckdb(credentials, **options)
 
 
 def make_pipeline(
