@@ -215,8 +215,9 @@ def test_client_side_rate_cap_keeps_under_the_api_limit(make_sandbox: SandboxFac
     assert requests > 90  # three seconds and more at the cap
     # Requests leave at least 1/30 s apart, so n of them take (n - 1) / 30 s at the least.
     assert elapsed >= (requests - 1) / 30
-    # Arrivals in any one second: 30 sent, plus at most two pulled together by scheduling jitter.
-    assert 25 <= stats["peak_rps"] <= 32
+    # Arrivals in any one second at the server: 30 sent, plus the few that scheduling jitter on a busy
+    # 2-core machine pulls together (33 seen under a load average of 10); never the 40 of a loose cap.
+    assert 25 <= stats["peak_rps"] <= 34
 
 
 @pytest.mark.parametrize(("key", "status"), [("wrong-key", 401), ("read-less", 403)])
