@@ -16,6 +16,7 @@ from .resources import AptrinsicResource, WarehouseResource
 from .sources.aptrinsic import aptrinsic_source
 from .sources.aptrinsic.arrow import column_name
 from .sources.aptrinsic.settings import EVENT_TABLES, PREFERENCES, SNAPSHOT_TABLES, TABLES
+from .table_metadata import table_metadata
 
 # One warehouse writer at a time: DuckDB takes a file lock, and checks read the same file.
 POOL = "aptrinsic_warehouse"
@@ -74,9 +75,26 @@ def _load(
     window: dg.TimeWindow | None = None,
 ) -> Iterator[dg.MaterializeResult]:
     extra = {} if window is None else {"aptrinsic/window": f"[{window.start.isoformat()}, {window.end.isoformat()})"}
+    partitions = _partition_windows(context) if window is not None else []
     with warehouse.pipeline(context.run_id, context.op_execution_context.op.name) as pipeline:
-        for result in dlt_resource.run(context=context, dlt_source=source, dlt_pipeline=pipeline):
-            yield result._replace(metadata={**(result.metadata or {}), **extra})
+        # dagster-dlt yields its results once the whole load is done: count the rows then.
+        results = list(dlt_resource.run(context=context, dlt_source=source, dlt_pipeline=pipeline))
+        with pipeline.sql_client() as sql:
+            for result in results:
+                table, metadata = result.asset_key.path[-1], result.metadata or {}
+                counts, per_partition = table_metadata(sql, table, metadata, partitions)
+                for key, rows in per_partition.items():
+                    context.add_asset_metadata(
+                        {"dagster/partition_row_count": rows}, asset_key=result.asset_key, partition_key=key
+                    )
+                yield result._replace(metadata={**metadata, **counts, **extra})
+
+
+def _partition_windows(context: dg.AssetExecutionContext) -> list[tuple[str, tuple[Any, Any]]]:
+    partitions_def = context.assets_def.partitions_def
+    assert isinstance(partitions_def, dg.TimeWindowPartitionsDefinition)
+    windows = (partitions_def.time_window_for_partition_key(key) for key in context.partition_keys)
+    return [(key, (w.start, w.end)) for key, w in zip(context.partition_keys, windows, strict=True)]
 
 
 def _dlt_assets(

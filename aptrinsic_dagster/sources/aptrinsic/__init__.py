@@ -24,6 +24,7 @@ from dlt.sources.helpers.rest_client.paginators import BasePaginator, SinglePage
 from .api_counts import API_COUNTS_KEY, API_COUNTS_TABLE, ApiCounts
 from .arrow import TypeKeeper, column_name, to_arrow
 from .client import AptrinsicClient, IsLastPagePaginator, RateLimiter, ScrollPaginator
+from .column_docs import COLUMN_DOCS
 from .errors import AptrinsicAuthError, AptrinsicConfigError, AptrinsicError
 from .settings import (
     DEFAULT_PREFERENCE_WORKERS,
@@ -116,10 +117,15 @@ def _resource(gen: Any, table: Table, write_disposition: str, parallelized: bool
         primary_key=API_COUNTS_KEY,
         create_table_variant=True,
     )
+    # Descriptions from the vendor contract (column_docs.py) land in dlt's schema; a described
+    # column the API never sends stays a hint (dlt creates no column without a type).
+    columns: dict[str, dict[str, Any]] = {name: {"description": d} for name, d in COLUMN_DOCS[table.name].items()}
+    for field in table.json_fields:
+        columns.setdefault(column_name(field), {})["data_type"] = "json"
     resource.apply_hints(
         write_disposition=write_disposition,
         primary_key=column_name(table.primary_key),
-        columns={column_name(f): {"data_type": "json"} for f in table.json_fields},
+        columns=columns,
     )
     return resource
 
