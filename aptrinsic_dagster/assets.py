@@ -12,6 +12,7 @@ import dlt
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
+from .freshness import freshness_policy
 from .resources import AptrinsicResource, WarehouseResource
 from .sources.aptrinsic import aptrinsic_source
 from .sources.aptrinsic.arrow import column_name
@@ -52,6 +53,7 @@ class AptrinsicTranslator(DagsterDltTranslator):
                 group_name=EVENTS_GROUP if table.windowed else SNAPSHOTS_GROUP,
                 kinds={"dlt", destination},
                 description=f"{table.description} GET /v1{table.path}. {loading}",
+                freshness_policy=freshness_policy(table.windowed),
             )
             .merge_attributes(
                 metadata={

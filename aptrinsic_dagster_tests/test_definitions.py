@@ -74,10 +74,14 @@ def test_groups_kinds_descriptions_partitions_and_pools(defs: dg.Definitions):
         assert checks_def.op.pool == "aptrinsic_warehouse"
 
 
-def test_three_checks_per_table_and_reconciliation_blocks(defs: dg.Definitions):
+def test_four_checks_per_table_and_reconciliation_blocks(defs: dg.Definitions):
     graph = defs.resolve_asset_graph()
     keys = {(k.asset_key.path[-1], k.name) for k in graph.asset_check_keys}
-    assert keys == {(t, c) for t in EVENTS + SNAPSHOTS for c in ("rows_match_api", "no_duplicate_keys", "not_empty")}
+    assert keys == {
+        (t, c)
+        for t in EVENTS + SNAPSHOTS
+        for c in ("rows_match_api", "no_duplicate_keys", "not_empty", "freshness_check")
+    }
     blocking = {spec.key.name for checks_def in defs.asset_checks for spec in checks_def.check_specs if spec.blocking}
     assert blocking == {"rows_match_api"}
 
