@@ -78,8 +78,18 @@ def run_failure_alert(context: dg.RunFailureSensorContext) -> dg.SkipReason | No
     if not url:
         return dg.SkipReason(UNSET)
     run = context.dagster_run
-    error = context.failure_event.message or "the run failed"
-    lines = [f"> {error.splitlines()[0][:300]}"] + [_check_line(e) for e in failed_checks(context.instance, run.run_id)]
+    lines = []
+    for event in context.get_step_failure_events():
+        error = getattr(event.event_specific_data, "error", None)
+        message = (error.message if error else event.message or "").strip().splitlines() or ["failed"]
+        lines.append(f"> step `{event.step_key}`: {message[0][:300]}")
+    if not lines:  # failed outside a step (a resource at run start): the run's error and its causes
+        error = getattr(context.failure_event.event_specific_data, "error", None)
+        while error is not None:
+            lines.append(f"> {error.message.strip().splitlines()[0][:300]}")
+            error = error.cause
+        lines = lines or [f"> {context.failure_event.message}"]
+    lines += [_check_line(e) for e in failed_checks(context.instance, run.run_id)]
     post(url, payload(":red_circle: Aptrinsic run failed", run, lines))
     return None
 
