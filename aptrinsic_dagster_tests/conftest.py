@@ -13,6 +13,8 @@ from aptrinsic_sandbox import DataConfig, Faults, Sandbox, SandboxConfig
 
 from .helpers import API_KEY, END_DATE, SandboxFactory, ms
 
+pytest_plugins = ["aptrinsic_dagster_tests.dev_server"]  # the dagster_dev fixture: `dg dev` on a sandbox
+
 
 @pytest.fixture(autouse=True)
 def isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
