@@ -28,6 +28,9 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "APTRINSIC_DESTINATION",
         "APTRINSIC_PIPELINES_DIR",
         "APTRINSIC_START_DATE",
+        "APTRINSIC_EVENTS_DEADLINE_CRON",
+        "APTRINSIC_SNAPSHOTS_MAX_AGE_HOURS",
+        "APTRINSIC_ALERT_WEBHOOK_URL",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("RUNTIME__REQUEST_BACKOFF_FACTOR", "0.02")

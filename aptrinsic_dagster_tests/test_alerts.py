@@ -70,6 +70,7 @@ def _failing_run(defs: dg.Definitions, instance: dg.DagsterInstance) -> dg.Execu
     return result
 
 
+@pytest.mark.slow
 def test_a_failed_run_and_a_failed_check_post_slack_payloads(defs, deploy, receiver, monkeypatch):
     deploy(users=10)
     monkeypatch.setenv("APTRINSIC_ALERT_WEBHOOK_URL", receiver.url)

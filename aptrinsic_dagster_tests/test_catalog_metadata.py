@@ -3,6 +3,8 @@
 import datetime as dt
 import json
 
+import pytest
+
 from aptrinsic_dagster.sources.aptrinsic.arrow import column_name
 from aptrinsic_dagster.sources.aptrinsic.column_docs import COLUMN_DOCS
 from aptrinsic_dagster.sources.aptrinsic.contract_docs import CONTRACT, column_docs, load_contract, record_schema
@@ -36,6 +38,7 @@ def test_committed_column_docs_equal_what_the_contract_gives():
     assert column_docs(load_contract()) == COLUMN_DOCS, "regenerate: python -m ...contract_docs --regenerate"
 
 
+@pytest.mark.slow
 def test_materializations_carry_row_counts_table_names_and_described_columns(defs, deploy):
     deployment = deploy(users=120, accounts=20, events_per_day=50)
     snapshots = run(defs, deployment, "aptrinsic_snapshots")
