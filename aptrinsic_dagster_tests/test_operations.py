@@ -149,7 +149,8 @@ def test_kill_9_mid_run_then_rerun_gives_exact_counts_and_no_duplicates(defs, op
     rerun = o.backfill(defs)
     assert rerun.success, failure_text(rerun)
     _assert_exact_per_day(o, *BACKFILL)
-    assert all(e.passed for e in rerun.get_asset_check_evaluations())
+    # Freshness checks judge the calendar (a March backfill leaves yesterday missing), not the load.
+    assert all(e.passed for e in rerun.get_asset_check_evaluations() if e.check_name != "freshness_check")
 
 
 # -- 3. concurrency is in test_dagster_dev.py (seven partition runs and a snapshot run at once) ----
