@@ -4,6 +4,7 @@ The source and pipeline handed to ``@dlt_assets`` only name the resources; the r
 window) and pipeline (paths) are built in the asset body from the resources, at run time.
 """
 
+import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,13 +14,14 @@ from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
 from . import day_counts
+from .freshness import freshness_policy
 from .recover import POOL
 from .resources import AptrinsicResource, WarehouseResource
 from .sources.aptrinsic import aptrinsic_source
 from .sources.aptrinsic.arrow import column_name
 from .sources.aptrinsic.client import cancel_requests
-from .sources.aptrinsic.replace_days import whole_days
 from .sources.aptrinsic.settings import EVENT_TABLES, PREFERENCES, SNAPSHOT_TABLES, TABLES
+from .table_metadata import table_metadata
 
 # One warehouse writer at a time (pool POOL): DuckDB takes a file lock, and checks read the same file.
 EVENTS_GROUP = "aptrinsic_events"
@@ -54,6 +56,7 @@ class AptrinsicTranslator(DagsterDltTranslator):
                 group_name=EVENTS_GROUP if table.windowed else SNAPSHOTS_GROUP,
                 kinds={"dlt", destination},
                 description=f"{table.description} GET /v1{table.path}. {loading}",
+                freshness_policy=freshness_policy(table.windowed),
             )
             .merge_attributes(
                 metadata={
@@ -77,22 +80,38 @@ def _load(
     window: dg.TimeWindow | None = None,
 ) -> Iterator[dg.MaterializeResult]:
     extra = {} if window is None else {"aptrinsic/window": f"[{window.start.isoformat()}, {window.end.isoformat()})"}
+    partitions = _partition_windows(context) if window is not None else []
     if dropped := warehouse.drop_orphan_staging(context.instance, context.run_id):
         context.log.info(f"Dropped the staging datasets of ended runs: {', '.join(dropped)}")
     try:
         with warehouse.pipeline(context.run_id, context.op_execution_context.op.name) as pipeline:
-            for result in dlt_resource.run(context=context, dlt_source=source, dlt_pipeline=pipeline):
-                yield result._replace(metadata={**(result.metadata or {}), **extra})
-            if window is not None:  # what the drift sensor compares the API with later
-                days = whole_days((window.start, window.end))
-                with pipeline.sql_client() as sql:
-                    for key in context.selected_asset_keys:
-                        day_counts.record(context, key, day_counts.warehouse_counts(sql, key.path[-1], days))
+            # dagster-dlt yields its results once the whole load is done: count the rows then.
+            results = list(dlt_resource.run(context=context, dlt_source=source, dlt_pipeline=pipeline))
+            with pipeline.sql_client() as sql:
+                for result in results:
+                    table, metadata = result.asset_key.path[-1], result.metadata or {}
+                    counts, per_partition = table_metadata(sql, table, metadata, partitions)
+                    for key, rows in per_partition.items():
+                        context.add_asset_metadata(
+                            {"dagster/partition_row_count": rows}, asset_key=result.asset_key, partition_key=key
+                        )
+                    if per_partition:  # what the drift sensor compares the API with later
+                        day_counts.record(
+                            context, result.asset_key, {dt.date.fromisoformat(k): n for k, n in per_partition.items()}
+                        )
+                    yield result._replace(metadata={**metadata, **counts, **extra})
     except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt):
         # A terminated run (SIGTERM, max runtime) interrupts this thread only: dlt's extract threads
         # and the preferences pool would go on requesting. From here each of their requests fails.
         cancel_requests()
         raise
+
+
+def _partition_windows(context: dg.AssetExecutionContext) -> list[tuple[str, tuple[Any, Any]]]:
+    partitions_def = context.assets_def.partitions_def
+    assert isinstance(partitions_def, dg.TimeWindowPartitionsDefinition)
+    windows = (partitions_def.time_window_for_partition_key(key) for key in context.partition_keys)
+    return [(key, (w.start, w.end)) for key, w in zip(context.partition_keys, windows, strict=True)]
 
 
 def _dlt_assets(

@@ -8,8 +8,10 @@ import dagster as dg
 from dagster_dlt import DagsterDltResource
 
 from . import settings
+from .alerts import ALERT_SENSORS
 from .assets import build_assets
 from .checks import build_checks
+from .freshness import build_freshness_checks, build_freshness_sensor
 from .jobs import daily_events_job, marts_job, snapshots_job, still_matches_job
 from .marts import build_marts, dbt_project, dbt_resource, marts_automation_sensor
 from .partitions import daily_partitions
@@ -26,14 +28,17 @@ def defs() -> dg.Definitions:
     pipeline = make_pipeline(pipelines_dir=str(Path(tempfile.gettempdir()) / "aptrinsic_dagster_definitions"))
     daily = daily_partitions()
     project = dbt_project()
+    freshness = build_freshness_checks()
     return dg.Definitions(
         assets=[*build_assets(pipeline, daily), *build_marts(project, daily)],
-        asset_checks=build_checks(daily, settings.drift_days()),
+        asset_checks=[*build_checks(daily, settings.drift_days()), *freshness],
         jobs=[daily_events_job, snapshots_job, still_matches_job, marts_job],
         schedules=[daily_events_schedule, snapshots_schedule],
         sensors=[
             build_drift_sensor(daily_events_job, daily, settings.drift_days(), settings.drift_interval_seconds()),
             marts_automation_sensor,
+            build_freshness_sensor(freshness),
+            *ALERT_SENSORS,
         ],
         resources={
             "dlt": DagsterDltResource(),

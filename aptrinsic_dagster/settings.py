@@ -19,12 +19,19 @@ PIPELINES_DIR = "APTRINSIC_PIPELINES_DIR"
 START_DATE = "APTRINSIC_START_DATE"
 DRIFT_DAYS = "APTRINSIC_DRIFT_DAYS"
 DRIFT_INTERVAL_SECONDS = "APTRINSIC_DRIFT_INTERVAL_SECONDS"
+EVENTS_DEADLINE_CRON = "APTRINSIC_EVENTS_DEADLINE_CRON"
+SNAPSHOTS_MAX_AGE_HOURS = "APTRINSIC_SNAPSHOTS_MAX_AGE_HOURS"
+ALERT_WEBHOOK_URL = "APTRINSIC_ALERT_WEBHOOK_URL"
 
 DEFAULT_DESTINATION = "duckdb"
 DEFAULT_PIPELINES_DIR = ".dlt/pipelines"
 DEFAULT_START_DATE = "2026-01-01"
 DEFAULT_DRIFT_DAYS = 7
 DEFAULT_DRIFT_INTERVAL_SECONDS = 3600
+# Yesterday's events load at 00:15 UTC; from 03:00 UTC on, a missing partition is overdue.
+DEFAULT_EVENTS_DEADLINE_CRON = "0 3 * * *"
+# Snapshots refresh daily at 00:45 UTC; a day and two hours leaves room for one slow refresh.
+DEFAULT_SNAPSHOTS_MAX_AGE_HOURS = 26.0
 
 
 def _read(name: str) -> str | None:
@@ -64,6 +71,21 @@ def drift_days() -> int:
 
 def drift_interval_seconds() -> int:
     return int(_read(DRIFT_INTERVAL_SECONDS) or DEFAULT_DRIFT_INTERVAL_SECONDS)
+
+
+def events_deadline_cron() -> str:
+    """By when (UTC cron) the latest complete day's events partition must exist (read when definitions load)."""
+    return _read(EVENTS_DEADLINE_CRON) or DEFAULT_EVENTS_DEADLINE_CRON
+
+
+def snapshots_max_age_hours() -> float:
+    """How old the last snapshot refresh may get before it is overdue (read when definitions load)."""
+    return float(_read(SNAPSHOTS_MAX_AGE_HOURS) or DEFAULT_SNAPSHOTS_MAX_AGE_HOURS)
+
+
+def alert_webhook_url() -> str | None:
+    """A Slack-compatible incoming-webhook URL; None: no alerts are sent (read at each sensor tick)."""
+    return _read(ALERT_WEBHOOK_URL)
 
 
 def api_arguments(key: str | None = None, url: str | None = None) -> dict[str, str]:

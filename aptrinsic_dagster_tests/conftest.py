@@ -15,6 +15,8 @@ from aptrinsic_sandbox.postgres import PostgresServer
 
 from .helpers import API_KEY, END_DATE, SandboxFactory, Warehouse, ms
 
+pytest_plugins = ["aptrinsic_dagster_tests.dev_server"]  # the dagster_dev fixture: `dg dev` on a sandbox
+
 
 @pytest.fixture(autouse=True)
 def isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -29,6 +31,9 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "APTRINSIC_PIPELINES_DIR",
         "APTRINSIC_START_DATE",
         "DESTINATION__POSTGRES__CREDENTIALS",
+        "APTRINSIC_EVENTS_DEADLINE_CRON",
+        "APTRINSIC_SNAPSHOTS_MAX_AGE_HOURS",
+        "APTRINSIC_ALERT_WEBHOOK_URL",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("RUNTIME__REQUEST_BACKOFF_FACTOR", "0.02")

@@ -36,7 +36,8 @@ def test_every_asset_materializes_with_the_api_counts_and_checks_pass(defs, depl
     assert row_count(path, "user_preferences") == 400
     for table in EVENT_TABLES:
         assert row_count(path, table.name) == sandbox.count("/v1" + table.path, *RANGE_MS), table.name
-    evaluations = {**checks(snapshots), **checks(events)}
+    # Freshness checks judge the calendar, not this load: test_freshness.py covers them.
+    evaluations = {k: e for k, e in {**checks(snapshots), **checks(events)}.items() if k[1] != "freshness_check"}
     assert len(evaluations) == 66 and all(e.passed for e in evaluations.values())
     users_check = evaluations[("users", "rows_match_api")].metadata
     assert users_check["expected"].value == users_check["actual"].value == 400

@@ -1,101 +1,26 @@
-"""Smoke test of what people use: `dagster dev` (webserver + daemon) over its GraphQL API."""
+"""Smoke test of what people use: `dg dev` as `make dev` starts it (webserver + daemon), over GraphQL."""
 
-import contextlib
 import datetime as dt
 import os
-import shutil
 import signal
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import requests
 
-from .conftest import Deployment
+from .dev_server import ASSET_NODES, LAUNCH, STATUS, Dev, gql
 from .helpers import API_KEY, DAY_MS, ms, query, row_count
 
-ROOT = Path(__file__).resolve().parents[1]
 PARTITIONS = [f"2026-03-{day:02d}" for day in range(5, 12)]
-
-ASSET_NODES = "{ assetNodes { assetKey { path } dependencyKeys { path } } }"
-LAUNCH = """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename
-  ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
-STATUS = """query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def running_dagster_dev(home: Path) -> Iterator[str]:
-    """``dagster dev`` (webserver and daemon) on a free port with the shipped instance settings in
-    ``home``, and the environment of the test; yields its URL once the code location has loaded."""
-    home.mkdir(exist_ok=True)
-    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
-    port = _free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
-    proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "dagster"),
-            "dev",
-            "-w",
-            "workspace.yaml",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # dagster dev ignores a plain SIGTERM from a non-interactive parent
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(url + "/server_info", timeout=2).ok and _gql(url, ASSET_NODES)["assetNodes"]:
-                    break
-            except (requests.ConnectionError, KeyError, TypeError):
-                pass
-            time.sleep(1)
-        else:
-            pytest.fail("dagster dev did not come up within 120 s")
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-
-
-@pytest.fixture
-def dagster_dev(deploy, tmp_path: Path) -> Iterator[tuple[str, Deployment]]:
-    deployment = deploy(users=150, events_per_day=40)
-    with running_dagster_dev(tmp_path / "dagster_home") as url:
-        yield url, deployment
-
-
-def _gql(url: str, query: str, **variables: object) -> dict:
-    response = requests.post(url + "/graphql", json={"query": query, "variables": variables}, timeout=30)
-    assert response.ok, response.text[:2000]
-    return response.json()["data"]
 
 
 @pytest.mark.slow
-def test_dagster_dev_shows_lineage_and_runs_concurrent_partitions(dagster_dev):
-    url, deployment = dagster_dev
-    nodes = _gql(url, ASSET_NODES)["assetNodes"]
+def test_dagster_dev_shows_lineage_and_runs_concurrent_partitions(dagster_dev: Dev):
+    url, deployment = dagster_dev.url, dagster_dev.deployment
+    started = dagster_dev.log.read_text()
+    assert "Serving dagster-webserver" in started
+    # The two warnings `dagster dev` used to print at every start: neither is left.
+    assert "Found a dagster instance configuration" not in started and "superseded" not in started
+    nodes = gql(url, ASSET_NODES)["assetNodes"]
     keys = {"/".join(n["assetKey"]["path"]) for n in nodes}
     assert len(keys) == 28 and {"aptrinsic/events_page_view", "aptrinsic_marts/active_users_daily"} <= keys
     edges = {("/".join(d["path"]), "/".join(n["assetKey"]["path"])) for n in nodes for d in n["dependencyKeys"]}
@@ -116,12 +41,12 @@ def test_dagster_dev_shows_lineage_and_runs_concurrent_partitions(dagster_dev):
             },
             "executionMetadata": {"tags": tags},
         }
-        launched = _gql(url, LAUNCH, p=params)["launchRun"]
+        launched = gql(url, LAUNCH, p=params)["launchRun"]
         assert launched["__typename"] == "LaunchRunSuccess", launched
         run_ids.append(launched["run"]["runId"])
     deadline, statuses = time.monotonic() + 420, {}
     while time.monotonic() < deadline:
-        statuses = {r: _gql(url, STATUS, id=r)["runOrError"]["status"] for r in run_ids}
+        statuses = {r: gql(url, STATUS, id=r)["runOrError"]["status"] for r in run_ids}
         if all(s in ("SUCCESS", "FAILURE", "CANCELED") for s in statuses.values()):
             break
         time.sleep(2)
@@ -154,7 +79,7 @@ def _launch(url: str, partition: str, run_config: dict | None = None) -> str:
         "runConfigData": run_config or {},
         "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition}]},
     }
-    launched = _gql(url, LAUNCH, p=params)["launchRun"]
+    launched = gql(url, LAUNCH, p=params)["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
     return launched["run"]["runId"]
 
@@ -168,12 +93,12 @@ def _wait(predicate, timeout: float, what: str):
 
 
 @pytest.mark.slow
-def test_a_run_worker_killed_mid_extract_frees_the_pool_and_is_retried(dagster_dev, tmp_path):
+def test_a_run_worker_killed_mid_extract_frees_the_pool_and_is_retried(dagster_dev: Dev, tmp_path):
     import dagster as dg
 
     from aptrinsic_dagster.sources.aptrinsic.settings import EVENT_TABLES
 
-    url, deployment = dagster_dev
+    url, deployment = dagster_dev.url, dagster_dev.deployment
     sandbox = deployment.sandbox
     killed_day, next_day = "2026-03-10", "2026-03-11"
     # Small pages and slow answers: the extract takes long enough to be killed in the middle.
@@ -181,7 +106,7 @@ def test_a_run_worker_killed_mid_extract_frees_the_pool_and_is_retried(dagster_d
     small_pages = {"resources": {"aptrinsic": {"config": {"page_size": 5}}}}
     killed = _launch(url, killed_day, small_pages)
     with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
-        _wait(lambda: _gql(url, STATUS, id=killed)["runOrError"]["status"] == "STARTED", 120, "run never started")
+        _wait(lambda: gql(url, STATUS, id=killed)["runOrError"]["status"] == "STARTED", 120, "run never started")
         _wait(lambda: sandbox.stats.snapshot()["total_requests"] > 20, 120, "the extract never got going")
         (start,) = instance.get_records_for_run(killed, of_type=dg.DagsterEventType.STEP_START).records
         worker = start.event_log_entry.dagster_event.pid
@@ -191,20 +116,20 @@ def test_a_run_worker_killed_mid_extract_frees_the_pool_and_is_retried(dagster_d
     sandbox.faults.update(latency_ms=0)
 
     following = _launch(url, next_day)
-    _wait(lambda: _gql(url, STATUS, id=killed)["runOrError"]["status"] == "FAILURE", 60, "killed run not failed")
-    started = _wait(lambda: _gql(url, RUN, id=following)["runOrError"]["startTime"], 240, "next run never started")
+    _wait(lambda: gql(url, STATUS, id=killed)["runOrError"]["status"] == "FAILURE", 60, "killed run not failed")
+    started = _wait(lambda: gql(url, RUN, id=following)["runOrError"]["startTime"], 240, "next run never started")
     waited = started - killed_at
     print(f"from the kill to the next run starting: {waited:.1f} s")
     assert waited < RECOVERY_BOUND_S + MARGIN_S
 
     # The daemon re-launches the killed run (dagster/max_retries on the job); both finish.
     retries = _wait(
-        lambda: _gql(url, RETRIES, id=killed)["runsOrError"]["results"], 120, "the killed run was not retried"
+        lambda: gql(url, RETRIES, id=killed)["runsOrError"]["results"], 120, "the killed run was not retried"
     )
     finished = ("SUCCESS", "FAILURE", "CANCELED")
     for run_id in (following, retries[0]["runId"]):
         status = _wait(
-            lambda r=run_id: (s := _gql(url, STATUS, id=r)["runOrError"]["status"]) in finished and s, 300, "unfinished"
+            lambda r=run_id: (s := gql(url, STATUS, id=r)["runOrError"]["status"]) in finished and s, 300, "unfinished"
         )
         assert status == "SUCCESS", run_id
     assert len(retries) == 1

@@ -113,13 +113,19 @@ def test_groups_kinds_descriptions_partitions_and_pools(defs: dg.Definitions):
     for assets_def in defs.assets:
         assert assets_def.op.pool == "aptrinsic_warehouse"
     for checks_def in defs.asset_checks:
-        assert checks_def.op.pool == "aptrinsic_warehouse"
+        # Freshness checks read only Dagster's own records, never the warehouse: no pool needed.
+        freshness = {spec.name for spec in checks_def.check_specs} == {"freshness_check"}
+        assert checks_def.op.pool == (None if freshness else "aptrinsic_warehouse")
 
 
-def test_three_checks_per_table_and_reconciliation_blocks(defs: dg.Definitions):
+def test_four_checks_per_table_and_reconciliation_blocks(defs: dg.Definitions):
     graph = defs.resolve_asset_graph()
     keys = {(k.asset_key.path[-1], k.name) for k in graph.asset_check_keys if k.asset_key.path[0] == "aptrinsic"}
-    on_load = {(t, c) for t in EVENTS + SNAPSHOTS for c in ("rows_match_api", "no_duplicate_keys", "not_empty")}
+    on_load = {
+        (t, c)
+        for t in EVENTS + SNAPSHOTS
+        for c in ("rows_match_api", "no_duplicate_keys", "not_empty", "freshness_check")
+    }
     assert keys == on_load | {(t, "still_matches_api") for t in EVENTS}
     blocking = {spec.key.name for checks_def in defs.asset_checks for spec in checks_def.check_specs if spec.blocking}
     assert blocking == {"rows_match_api"}

@@ -220,7 +220,8 @@ def test_a_tick_while_a_run_holds_the_warehouse_neither_fails_nor_asks_for_that_
 
 @pytest.mark.slow
 def test_under_dagster_dev_the_sensor_repairs_a_changed_day_by_itself(deploy, tmp_path, monkeypatch):
-    from .test_dagster_dev import _gql, _launch, _wait, running_dagster_dev
+    from .dev_server import gql, running_dg_dev
+    from .test_dagster_dev import _launch, _wait
 
     monkeypatch.setenv("APTRINSIC_DRIFT_INTERVAL_SECONDS", "5")
     deployment = deploy(users=150, events_per_day=40, end_date=TODAY, faults=Faults(late_days=(D2.isoformat(),)))
@@ -228,14 +229,14 @@ def test_under_dagster_dev_the_sensor_repairs_a_changed_day_by_itself(deploy, tm
     status = """query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"""
     repairs = """{ runsOrError(filter: {tags: [{key: "dagster/sensor_name", value: "aptrinsic_event_drift"}]}) {
       ... on Runs { results { runId status } } } }"""
-    with running_dagster_dev(tmp_path / "dagster_home") as url:
+    with running_dg_dev(tmp_path) as (url, _):
         loaded = _launch(url, D2.isoformat())
-        _wait(lambda: _gql(url, status, id=loaded)["runOrError"]["status"] == "SUCCESS", 300, "the load failed")
+        _wait(lambda: gql(url, status, id=loaded)["runOrError"]["status"] == "SUCCESS", 300, "the load failed")
         sandbox.faults.update(late_days=[])  # the late events arrive
-        results = _wait(lambda: _gql(url, repairs)["runsOrError"]["results"], 240, "the sensor launched no run")
+        results = _wait(lambda: gql(url, repairs)["runsOrError"]["results"], 240, "the sensor launched no run")
         finished = ("SUCCESS", "FAILURE", "CANCELED")
-        _wait(lambda: _gql(url, repairs)["runsOrError"]["results"][0]["status"] in finished, 300, "repair unfinished")
-        [repair] = _gql(url, repairs)["runsOrError"]["results"]
+        _wait(lambda: gql(url, repairs)["runsOrError"]["results"][0]["status"] in finished, 300, "repair unfinished")
+        [repair] = gql(url, repairs)["runsOrError"]["results"]
         assert repair["runId"] == results[0]["runId"] and repair["status"] == "SUCCESS"
     start = dt.datetime.combine(D2, dt.time(), dt.UTC)
     for table in EVENT_TABLES:

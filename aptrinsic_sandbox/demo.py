@@ -24,6 +24,9 @@ from aptrinsic_dagster.sources.aptrinsic import API_COUNTS_TABLE
 from aptrinsic_dagster.sources.aptrinsic.pipeline import DATASET_NAME, DEFAULT_DUCKDB_PATH
 
 from .dev import ROOT, SANDBOX_KEY, prepare_dagster_home, sandbox_for_demo
+from .progress import StepProgress, log_to
+
+LOG = ROOT / ".dagster_home" / "demo.log"
 
 
 def main() -> int:
@@ -32,34 +35,36 @@ def main() -> int:
     duckdb_path = os.environ.setdefault(settings.DUCKDB_PATH, str(ROOT / DEFAULT_DUCKDB_PATH))
     yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     first = yesterday - dt.timedelta(days=6)
-    days = {
-        "dagster/asset_partition_range_start": first.isoformat(),
-        "dagster/asset_partition_range_end": yesterday.isoformat(),
-    }
-    with sandbox_for_demo() as sandbox:
+    LOG.unlink(missing_ok=True)
+    # Dagster's and dlt's own logs go to LOG; the terminal shows one line per step.
+    with log_to(LOG), sandbox_for_demo() as sandbox:
         os.environ.update({settings.API_KEY: SANDBOX_KEY, settings.BASE_URL: sandbox.base_url})
+        print(f"sandbox serving {sandbox.base_url}; Dagster home {os.environ['DAGSTER_HOME']}", flush=True)
         definitions = defs()
-        with dg.DagsterInstance.get() as instance:
-            results = {
-                "snapshots": definitions.resolve_job_def("aptrinsic_snapshots").execute_in_process(
-                    instance=instance, raise_on_error=False
-                ),
-                f"events {first}..{yesterday}": definitions.resolve_job_def(
-                    "aptrinsic_daily_events"
-                ).execute_in_process(
-                    instance=instance,
-                    raise_on_error=False,
-                    tags=days,
-                ),
-            }
+        days = {
+            "dagster/asset_partition_range_start": first.isoformat(),
+            "dagster/asset_partition_range_end": yesterday.isoformat(),
+        }
+        runs = {
+            "snapshots": ("aptrinsic_snapshots", {}),
+            f"events {first}..{yesterday}": ("aptrinsic_daily_events", days),
             # In `make dev` the marts follow by themselves (declarative automation); here, one run.
-            results[f"marts {first}..{yesterday}"] = definitions.resolve_job_def("aptrinsic_marts").execute_in_process(
-                instance=instance, raise_on_error=False, tags=days
-            )
+            f"marts {first}..{yesterday}": ("aptrinsic_marts", days),
+        }
+        results = {}
+        with dg.DagsterInstance.get() as instance:
+            for number, (name, (job, tags)) in enumerate(runs.items(), 1):
+                print(f"\n[{number}/{len(runs)}] {name} (job {job})", flush=True)
+                with StepProgress(instance, sandbox, job):
+                    results[name] = definitions.resolve_job_def(job).execute_in_process(
+                        instance=instance, raise_on_error=False, tags=tags
+                    )
         requests = sandbox.stats.snapshot()["total_requests"]
+    print()
     ok = _report(results, duckdb_path)
     _marts(duckdb_path, yesterday)
     print(f"\n{requests} API requests; {time.perf_counter() - started:.1f} s in all; DuckDB: {duckdb_path}")
+    print(f"Dagster's full log: {LOG}; the runs: make dev, then http://127.0.0.1:3000/runs")
     return 0 if ok else 1
 
 

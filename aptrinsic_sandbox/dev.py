@@ -1,6 +1,11 @@
-"""``make dev``: the sandbox on loopback plus ``dagster dev`` wired to it (UI, daemon, schedules).
+"""``make dev``: the sandbox on loopback plus ``dg dev`` wired to it (UI, daemon, schedules, sensors).
 
     .venv/bin/python -m aptrinsic_sandbox.dev [--port 3000]
+
+``dg dev`` runs in the Dagster home (``.dagster_home``, holding a copy of ``dagster.yaml``): started in
+the project folder, Dagster warns that the ``dagster.yaml`` there is not the instance's. The runs still
+see the project: the workspace loads it from its folder, dlt reads ``.dlt/`` there (DLT_PROJECT_DIR),
+and the DuckDB file and dlt working folders stay where ``make demo`` puts them.
 
 With ``--real-api``, no sandbox starts and the definitions load the real API with your
 ``APTRINSIC_API_KEY`` (and ``APTRINSIC_BASE_URL`` or the US host).
@@ -14,6 +19,9 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from aptrinsic_dagster import settings
+from aptrinsic_dagster.sources.aptrinsic.pipeline import DEFAULT_DUCKDB_PATH
 
 from . import DataConfig, Sandbox, SandboxConfig
 
@@ -34,22 +42,35 @@ def sandbox_for_demo(users: int = 2000, events_per_day: int = 300) -> Sandbox:
     return Sandbox(SandboxConfig(data=data, api_keys=(SANDBOX_KEY,)))
 
 
+def dev_command(port: int) -> list[str]:
+    """``dg dev`` on the project's workspace file, from any folder."""
+    dg = str(Path(sys.executable).parent / "dg")
+    return [dg, "dev", "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)]
+
+
+def dev_env(home: Path, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for ``dev_command`` run in ``home``: paths that would be relative to the
+    project folder are made absolute, since the processes run in the Dagster home."""
+    env = {**(os.environ if base is None else base), "DAGSTER_HOME": str(home), "DLT_PROJECT_DIR": str(ROOT)}
+    env.setdefault(settings.DUCKDB_PATH, str(ROOT / DEFAULT_DUCKDB_PATH))
+    env.setdefault(settings.PIPELINES_DIR, str(ROOT / settings.DEFAULT_PIPELINES_DIR))
+    return env
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=3000, help="port of the Dagster UI on 127.0.0.1")
     parser.add_argument("--real-api", action="store_true", help="no sandbox: use APTRINSIC_API_KEY against the API")
     args = parser.parse_args()
-    env = {**os.environ, "DAGSTER_HOME": str(prepare_dagster_home(ROOT / ".dagster_home"))}
+    home = prepare_dagster_home(ROOT / ".dagster_home")
+    env = dev_env(home)
     sandbox = None
     if not args.real_api:
         sandbox = sandbox_for_demo().start()
         env.update(APTRINSIC_API_KEY=SANDBOX_KEY, APTRINSIC_BASE_URL=sandbox.base_url)
         print(f"sandbox serving {sandbox.base_url}", flush=True)
-    dagster = str(Path(sys.executable).parent / "dagster")
     try:
-        return subprocess.call(
-            [dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(args.port)], cwd=ROOT, env=env
-        )
+        return subprocess.call(dev_command(args.port), cwd=home, env=env)
     except KeyboardInterrupt:
         return 0
     finally:

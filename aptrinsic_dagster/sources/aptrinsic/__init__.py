@@ -33,6 +33,7 @@ from .client import (
     RunBudget,
     ScrollPaginator,
 )
+from .column_docs import COLUMN_DOCS
 from .errors import (
     AptrinsicAuthError,
     AptrinsicConfigError,
@@ -174,11 +175,17 @@ def _resource(gen: Any, table: Table, write_disposition: Any, parallelized: bool
         primary_key=API_COUNTS_KEY,
         create_table_variant=True,
     )
-    columns: dict[str, Any] = {column_name(f): {"data_type": "json"} for f in table.json_fields}
+    # Descriptions from the vendor contract (column_docs.py) land in dlt's schema; a described
+    # column the API never sends stays a hint (dlt creates no column without a type).
+    columns: dict[str, dict[str, Any]] = {name: {"description": d} for name, d in COLUMN_DOCS[table.name].items()}
+    for field in table.json_fields:
+        columns.setdefault(column_name(field), {})["data_type"] = "json"
+    for name, hint in hints.pop("columns", {}).items():
+        columns.setdefault(name, {}).update(hint)
     resource.apply_hints(
         write_disposition=write_disposition,
         primary_key=column_name(table.primary_key),
-        columns={**columns, **hints.pop("columns", {})},
+        columns=columns,
         **hints,
     )
     return resource

@@ -1,0 +1,78 @@
+"""What a materialization tells the catalog about its table: rows, the fully qualified name, and a
+column schema whose columns carry the vendor contract's descriptions.
+
+- ``dagster/row_count``: rows in the whole table after the load (the asset page plots it).
+- ``dagster/partition_row_count``: rows of each partition's day, per partition of the run (a
+  backfill range gives each partition its own count, though the load was one).
+- ``dagster/table_name``: ``<database>.<dataset>.<table>`` as the destination names it (dagster-dlt
+  builds it from the dlt schema's name, which is not the database's).
+- ``dagster/column_schema``: dagster-dlt's, with each column's description from ``column_docs.py``
+  (dagster-dlt would list dlt's ``description`` hint as a constraint instead).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import dagster as dg
+
+from .sources.aptrinsic import TABLES
+from .sources.aptrinsic.contract_docs import describe
+from .sources.aptrinsic.windows import Window
+
+COLUMN_SCHEMA = "dagster/column_schema"
+
+
+def qualified_name(sql: Any, table: str) -> str:
+    path = sql.make_qualified_table_name_path(table, quote=False)
+    catalog = sql.catalog_name(quote=False)
+    if catalog is None:  # DuckDB and Postgres clients leave the database out of their names
+        try:
+            catalog = sql.execute_sql("SELECT current_database()")[0][0]
+        except Exception:  # a destination without current_database(): schema.table is still exact
+            catalog = None
+    return ".".join([catalog, *path] if catalog and path[0] != catalog else path)
+
+
+def row_counts(sql: Any, table: str, partitions: Sequence[tuple[str, Window]]) -> tuple[int, dict[str, int]]:
+    """Rows in ``table``, and rows per partition (its window of ``date``), in one query."""
+    target = sql.make_qualified_table_name(table)
+    # One portable SUM(CASE ...) per partition: a backfill of months is one scan, not one per day.
+    sums = "".join(", sum(CASE WHEN date >= %s AND date < %s THEN 1 ELSE 0 END)" for _ in partitions)
+    args = [bound for _, window in partitions for bound in window]
+    total, *per_partition = sql.execute_sql(f"SELECT count(*){sums} FROM {target}", *args)[0]
+    return int(total), {key: int(n or 0) for (key, _), n in zip(partitions, per_partition, strict=True)}
+
+
+def described(table: str, schema: dg.TableSchema | None) -> dg.TableSchema | None:
+    if schema is None:
+        return None
+    columns = []
+    for column in schema.columns:
+        other = [c for c in (column.constraints.other or []) if c != "description"]
+        columns.append(
+            dg.TableColumn(
+                name=column.name,
+                type=column.type,
+                description=describe(table, column.name) or column.description,
+                constraints=dg.TableColumnConstraints(
+                    nullable=column.constraints.nullable, unique=column.constraints.unique, other=other
+                ),
+                tags=column.tags,
+            )
+        )
+    return dg.TableSchema(columns=columns, constraints=schema.constraints)
+
+
+def table_metadata(
+    sql: Any, table: str, metadata: Mapping[str, Any], partitions: Sequence[tuple[str, Window]]
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """Metadata for every partition of the materialization, and each partition's row count."""
+    total, per_partition = row_counts(sql, table, partitions if TABLES[table].windowed else [])
+    schema = metadata.get(COLUMN_SCHEMA)
+    schema = described(table, schema.value if isinstance(schema, dg.TableSchemaMetadataValue) else schema)
+    extra: dict[str, Any] = {"dagster/row_count": total, "dagster/table_name": qualified_name(sql, table)}
+    if schema is not None:
+        extra[COLUMN_SCHEMA] = schema
+    return extra, per_partition

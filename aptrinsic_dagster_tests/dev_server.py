@@ -1,0 +1,87 @@
+"""`dg dev` as `make dev` starts it, on a free port against a sandbox: the `dagster_dev` fixture
+(registered in conftest.py) and the GraphQL helpers the tests that drive it share."""
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from aptrinsic_sandbox.dev import dev_command, dev_env, prepare_dagster_home
+
+from .conftest import Deployment
+
+ASSET_NODES = "{ assetNodes { assetKey { path } dependencyKeys { path } } }"
+LAUNCH = """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename
+  ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
+STATUS = """query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Dev:
+    url: str
+    deployment: Deployment
+    log: Path
+
+
+@contextlib.contextmanager
+def running_dg_dev(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """`dg dev` as `make dev` starts it, with the test's environment: its URL once the code location
+    has loaded, and the file its output goes to."""
+    home = prepare_dagster_home(tmp_path / "dagster_home")
+    port = free_port()
+    log = tmp_path / "dg_dev.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            dev_command(port),
+            cwd=home,
+            env=dev_env(home),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # dg dev ignores a plain SIGTERM from a non-interactive parent
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(url + "/server_info", timeout=2).ok and gql(url, ASSET_NODES)["assetNodes"]:
+                    break
+            except (requests.ConnectionError, KeyError, TypeError):
+                pass
+            time.sleep(1)
+        else:
+            pytest.fail("dagster dev did not come up within 120 s")
+        yield url, log
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def dagster_dev(deploy, tmp_path: Path) -> Iterator[Dev]:
+    deployment = deploy(users=150, events_per_day=40)
+    with running_dg_dev(tmp_path) as (url, log):
+        yield Dev(url, deployment, log)
+
+
+def gql(url: str, query: str, **variables: object) -> dict:
+    response = requests.post(url + "/graphql", json={"query": query, "variables": variables}, timeout=30)
+    response.raise_for_status()
+    return response.json()["data"]
