@@ -138,7 +138,13 @@ def test_jobs_and_schedules(defs: dg.Definitions):
         "aptrinsic_still_matches_api",
         "aptrinsic_marts",
     }
-    assert {s.name for s in defs.sensors} == {"aptrinsic_event_drift", "aptrinsic_marts_automation"}
+    assert {s.name for s in defs.sensors} == {
+        "aptrinsic_event_drift",
+        "aptrinsic_marts_automation",
+        "aptrinsic_freshness_checks",
+        "aptrinsic_run_failure_alert",
+        "aptrinsic_check_failure_alert",
+    }
     assert {s.name for s in defs.schedules} == {"aptrinsic_daily_events_schedule", "aptrinsic_snapshots_schedule"}
     events_job = defs.resolve_job_def("aptrinsic_daily_events")
     assert {k.path[-1] for k in events_job.asset_layer.selected_asset_keys} == set(EVENTS)
@@ -179,5 +185,5 @@ def test_the_drift_sensor_is_on_and_hourly_and_the_recount_runs_on_demand_only(d
     assert "77 per tick" in sensor.description  # 7 days x 11 event tables
     loads = defs.resolve_job_def("aptrinsic_daily_events").asset_layer.asset_graph.asset_check_keys
     recount = defs.resolve_job_def("aptrinsic_still_matches_api").asset_layer.asset_graph.asset_check_keys
-    assert {k.name for k in loads} == {"rows_match_api", "no_duplicate_keys", "not_empty"}
+    assert {k.name for k in loads} == {"rows_match_api", "no_duplicate_keys", "not_empty", "freshness_check"}
     assert {k.name for k in recount} == {"still_matches_api"} and len(recount) == len(EVENTS)
