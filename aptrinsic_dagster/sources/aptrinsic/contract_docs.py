@@ -98,10 +98,13 @@ def describe(table: str, column: str) -> str | None:
     """A loaded column's description: the contract's, or what the loader knows of columns the
     contract cannot name (custom attributes, variant columns of a type change)."""
     from .column_docs import COLUMN_DOCS
+    from .replace_days import COLUMN_HINTS
 
     known = COLUMN_DOCS.get(table, {})
     if column in known:
         return known[column]
+    if column in COLUMN_HINTS:
+        return COLUMN_HINTS[column]["description"]
     if VARIANT in column:
         base, kind = column.rsplit(VARIANT, 1)
         parent = describe(table, base)

@@ -20,8 +20,15 @@ DAY_COLUMN = "_aptrinsic_day"  # the UTC date of the event's `date`: the merge k
 MARKER_COLUMN = "_aptrinsic_day_marker"  # true on marker rows only, which never land
 WRITE_DISPOSITION = {"disposition": "merge", "strategy": "delete-insert"}
 COLUMN_HINTS = {
-    DAY_COLUMN: {"data_type": "date"},
-    MARKER_COLUMN: {"data_type": "bool", "hard_delete": True},
+    DAY_COLUMN: {
+        "data_type": "date",
+        "description": "The UTC date of `date`, added by the loader: each load replaces the days it covers.",
+    },
+    MARKER_COLUMN: {
+        "data_type": "bool",
+        "hard_delete": True,
+        "description": "Added by the loader: true only on per-day marker rows, which are never stored (always null).",
+    },
 }
 
 
