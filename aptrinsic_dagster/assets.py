@@ -41,7 +41,9 @@ class AptrinsicTranslator(DagsterDltTranslator):
         table = TABLES[data.resource.name]
         destination = data.destination.destination_name if data.destination else "duckdb"
         if table.windowed:
-            loading = "Daily partitions load the half-open window [start, end) of `date`; merged on event_id."
+            loading = (
+                "Daily partitions load the half-open window [start, end) of `date`; each load replaces its UTC days."
+            )
         elif table is PREFERENCES:
             loading = "One request per user in the loaded users table; the table is replaced each refresh."
         else:

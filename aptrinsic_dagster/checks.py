@@ -170,8 +170,9 @@ def _evaluate(sql: Any, table: str, window: Window | None, window_days: int, sel
             )
             description += (
                 f". {len(changed)} earlier-loaded window(s) no longer hold what the API reported "
-                f"({meta['changed_windows']}): an event_id in this load was moved there from another day (or "
-                "back) by the merge on event_id. Re-run those days' partitions."
+                f"({meta['changed_windows']}): an event_id in this load was also on another day, and the load's "
+                "delete-insert removed it there. Re-run those days' partitions (the drift sensor does it by itself "
+                "within its days)."
             )
         yield dg.AssetCheckResult(
             asset_key=key,

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from .helpers import DAY_MS, ROOT, ms, query, row_count
@@ -25,14 +26,17 @@ def _run(*command: str, home: Path | None = None) -> subprocess.CompletedProcess
 
 
 @pytest.mark.slow
-def test_dg_check_and_list_defs():
+def test_dg_check_and_list_defs(defs: dg.Definitions):
     checked = _run("dg", "check", "defs")
     assert "All definitions loaded successfully" in checked.stdout + checked.stderr
     listed = json.loads(_run("dg", "list", "defs", "--json").stdout)
-    assert len(listed["assets"]) == 22 and "aptrinsic/events_session" in {a["asset_key"] for a in listed["assets"]}
-    assert len(listed["asset_checks"]) == 88
-    assert {j["name"] for j in listed["jobs"]} == {"aptrinsic_daily_events", "aptrinsic_snapshots"}
-    assert len(listed["schedules"]) == 2 and len(listed["sensors"]) == 3
+    # dg sees exactly the code location Python loads: every table and mart, check, job and sensor.
+    graph = defs.resolve_asset_graph()
+    assert {a["asset_key"] for a in listed["assets"]} == {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert len(listed["assets"]) == 22 + 6 and "aptrinsic/events_session" in {a["asset_key"] for a in listed["assets"]}
+    assert len(listed["asset_checks"]) == len(graph.asset_check_keys)
+    assert {j["name"] for j in listed["jobs"]} == {j.name for j in defs.jobs}
+    assert len(listed["schedules"]) == 2 and len(listed["sensors"]) == len(list(defs.sensors))
 
 
 @pytest.mark.slow

@@ -219,7 +219,9 @@ def test_three_partitions_each_rerun_three_times_leave_identical_tables(defs, op
     o = ops(warehouse, users=200, events_per_day=60)
     for key in ("2026-03-05", "2026-03-06", "2026-03-07"):
         result = o.run(defs, "aptrinsic_daily_events", partition_key=key)
-        assert result.success and all(e.passed for e in result.get_asset_check_evaluations())
+        # Freshness checks judge the calendar (these March days leave yesterday missing), not the load.
+        loads = [e for e in result.get_asset_check_evaluations() if e.check_name != "freshness_check"]
+        assert result.success and loads and all(e.passed for e in loads)
     first = _table_contents(o.warehouse)
     for _ in range(2):
         for key in ("2026-03-07", "2026-03-05", "2026-03-06"):

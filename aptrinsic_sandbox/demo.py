@@ -10,6 +10,7 @@ Exits non-zero if a run or a check failed.
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime as dt
 import os
 import sys
@@ -55,7 +56,9 @@ def main() -> int:
         with dg.DagsterInstance.get() as instance:
             for number, (name, (job, tags)) in enumerate(runs.items(), 1):
                 print(f"\n[{number}/{len(runs)}] {name} (job {job})", flush=True)
-                with StepProgress(instance, sandbox, job):
+                # dbt's own log lines (dagster-dbt re-prints them on stdout) join Dagster's in the log
+                # file; the progress lines keep the terminal's stdout.
+                with StepProgress(instance, sandbox, job, out=sys.stdout), contextlib.redirect_stdout(sys.stderr):
                     results[name] = definitions.resolve_job_def(job).execute_in_process(
                         instance=instance, raise_on_error=False, tags=tags
                     )
