@@ -24,6 +24,7 @@ def checks(result: dg.ExecuteInProcessResult) -> dict[tuple[str, str], dg.AssetC
     return {(e.asset_key.path[-1], e.check_name): e for e in result.get_asset_check_evaluations()}
 
 
+@pytest.mark.slow
 def test_every_asset_materializes_with_the_api_counts_and_checks_pass(defs, deploy):
     deployment = deploy(users=400, accounts=30, events_per_day=60)
     snapshots = run(defs, deployment, "aptrinsic_snapshots")

@@ -16,6 +16,9 @@ from aptrinsic_dagster.sources.aptrinsic.settings import SNAPSHOT_TABLES
 
 from .helpers import API_KEY, ROOT, Warehouse, failure_text, postgres_tables_holding
 
+# Each loads or builds for real (seconds to minutes): in `make test`, not `make test-fast`.
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.slow
 def test_the_production_instance_runs_on_postgres_and_no_table_holds_the_key(

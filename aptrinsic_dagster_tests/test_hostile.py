@@ -19,6 +19,9 @@ from aptrinsic_sandbox import Faults, Sandbox
 
 from .helpers import API_KEY, DAY_MS, END_DATE, SandboxFactory, cause, failure_text, files_holding, ms, query, row_count
 
+# Each loads or builds for real (seconds to minutes): in `make test`, not `make test-fast`.
+pytestmark = pytest.mark.slow
+
 DAY = END_DATE - dt.timedelta(days=3)
 
 

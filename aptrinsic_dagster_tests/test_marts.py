@@ -30,6 +30,9 @@ from aptrinsic_dagster.resources import WarehouseResource
 
 from .helpers import query
 
+# Each loads or builds for real (seconds to minutes): in `make test`, not `make test-fast`.
+pytestmark = pytest.mark.slow
+
 MARCH = {"dagster/asset_partition_range_start": "2026-03-01", "dagster/asset_partition_range_end": "2026-03-31"}
 
 RAW_DDL = """

@@ -37,6 +37,7 @@ def source(sandbox: Sandbox, start: dt.date = START, end: dt.date = END_DATE, **
     return aptrinsic_source(start=start, end=end, api_key=API_KEY, base_url=sandbox.base_url, **kwargs)
 
 
+@pytest.mark.slow
 def test_every_table_loads_exactly_what_the_api_holds(make_sandbox: SandboxFactory, pipeline, duckdb_path):
     sandbox = make_sandbox(users=1300, accounts=60, events_per_day=150)
     load(pipeline, source(sandbox))
@@ -54,6 +55,7 @@ def test_every_table_loads_exactly_what_the_api_holds(make_sandbox: SandboxFacto
     assert facts["users"] == 1300 and facts["events_custom"] == sandbox.count("/v1/events/custom", *WINDOW)
 
 
+@pytest.mark.slow
 def test_paging_sends_exactly_the_requests_needed_and_never_oversized(make_sandbox: SandboxFactory, pipeline):
     sandbox = make_sandbox(users=2000, events_per_day=150, features=401)
     load(pipeline, source(sandbox, preferences=False))
@@ -122,6 +124,7 @@ def _contents(path: Path, table: str) -> list[tuple]:
     return query(path, f"SELECT {', '.join(columns)} FROM aptrinsic_data.{table} ORDER BY ALL")
 
 
+@pytest.mark.slow
 def test_reloading_a_window_and_a_snapshot_leaves_identical_tables(make_sandbox: SandboxFactory, pipeline, duckdb_path):
     sandbox = make_sandbox(users=300, events_per_day=80)
     tables = ["events_page_view", "events_email", "users", "accounts"]
@@ -205,6 +208,7 @@ def test_faults_are_retried_and_counts_stay_exact(
     assert row_count(duckdb_path, "users") == 1200 and row_count(duckdb_path, "user_preferences") == 1200
 
 
+@pytest.mark.slow
 def test_client_side_rate_cap_keeps_under_the_api_limit(make_sandbox: SandboxFactory, pipeline):
     sandbox = make_sandbox(users=100, faults=Faults(rate_cap=0))
     started = time.perf_counter()
@@ -281,6 +285,7 @@ def test_preferences_limit_bounds_the_per_user_requests(make_sandbox: SandboxFac
     assert sandbox.stats.snapshot()["requests"]["/v1/user/preferences/{identifyId}"] == 10
 
 
+@pytest.mark.slow
 def test_a_reader_during_a_snapshot_refresh_sees_the_old_or_the_new_table_never_a_part(
     make_sandbox: SandboxFactory, pipeline, duckdb_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
@@ -322,6 +327,7 @@ def _api_per_day(sandbox: Sandbox, path: str, first: dt.date, days: int) -> dict
     return counts
 
 
+@pytest.mark.slow
 def test_reloading_a_window_converges_on_late_events_and_deletions_at_the_source(
     make_sandbox: SandboxFactory, pipeline, duckdb_path: Path
 ):
