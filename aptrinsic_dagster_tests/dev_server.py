@@ -4,7 +4,6 @@
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ import pytest
 import requests
 
 from aptrinsic_sandbox.dev import dev_command, dev_env, prepare_dagster_home
+from aptrinsic_sandbox.postgres import free_port
 
 from .conftest import Deployment
 
@@ -22,12 +22,6 @@ ASSET_NODES = "{ assetNodes { assetKey { path } dependencyKeys { path } } }"
 LAUNCH = """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename
   ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
 STATUS = """query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -21,11 +21,17 @@ from pathlib import Path
 
 import psycopg2
 
-BIN = Path(os.environ.get("APTRINSIC_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+def _bin() -> Path:
+    """Debian's PostgreSQL 15 server binaries; APTRINSIC_PG_BIN points elsewhere (read when used)."""
+    return Path(os.environ.get("APTRINSIC_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
 USER = "aptrinsic"
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -39,8 +45,8 @@ class PostgresServer:
 
     @classmethod
     def start(cls) -> PostgresServer:
-        if not (BIN / "initdb").exists():
-            raise RuntimeError(f"No PostgreSQL 15 server in {BIN}: apt-get install -y postgresql-15 (.ci/run does).")
+        if not (_bin() / "initdb").exists():
+            raise RuntimeError(f"No PostgreSQL 15 server in {_bin()}: apt-get install -y postgresql-15 (.ci/run does).")
         # Directly below the temp dir, not pytest's tmp_path: the postgres user must reach it, and
         # pytest's folders are private to root.
         folder = Path(tempfile.mkdtemp(prefix="aptrinsic-pg-"))
@@ -51,7 +57,7 @@ class PostgresServer:
         if as_root:
             shutil.chown(folder, "postgres", "postgres")
             shutil.chown(folder / "pw", "postgres", "postgres")
-        server = cls(folder, _free_port(), password)
+        server = cls(folder, free_port(), password)
         # scram-sha-256 everywhere, also on the socket: dlt's credentials must carry a password, and the
         # password must be what lets them in.
         server._pg(
@@ -63,7 +69,7 @@ class PostgresServer:
         return server
 
     def _pg(self, tool: str, *args: str) -> None:
-        command = [str(BIN / tool), *args]
+        command = [str(_bin() / tool), *args]
         if os.geteuid() == 0:
             command = ["runuser", "-u", "postgres", "--", *command]
         done = subprocess.run(command, cwd=self.folder, capture_output=True, text=True)
