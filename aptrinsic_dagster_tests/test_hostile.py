@@ -54,6 +54,21 @@ def test_a_repeated_scroll_id_stops_at_the_second_page(make_sandbox: SandboxFact
     assert requests_to(sandbox, endpoint) == 2
 
 
+def test_pages_beyond_what_total_hits_allows_stop_naming_table_endpoint_and_window(
+    make_sandbox: SandboxFactory, pipeline
+):
+    # 100 events at pageSize 10: at most 11 pages (10 full, then an empty one). This API keeps
+    # serving full pages with fresh scroll ids, so only the page count can stop it.
+    sandbox = make_sandbox(users=50, events_per_day=100, faults=Faults(endless_scroll=True))
+    total = sandbox.count("/v1/events/custom", ms(DAY), ms(DAY) + DAY_MS)
+    message = failure(pipeline, source(sandbox, page_size=10).with_resources("events_custom"))
+    window = f"window [{dt.datetime.combine(DAY, dt.time(), dt.UTC).isoformat()}"
+    assert message.startswith(f"events_custom, {window}") and "(GET /v1/events/custom)" in message
+    limit = -(-total // 10) + 1
+    assert f"totalHits {total} at pageSize 10 allows at most {limit} pages" in message
+    assert requests_to(sandbox, "/v1/events/custom") == limit
+
+
 # -- 2. deadlines ---------------------------------------------------------------------------------
 
 
