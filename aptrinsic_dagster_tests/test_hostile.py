@@ -16,6 +16,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from aptrinsic_dagster.sources.aptrinsic import AptrinsicError, aptrinsic_source
 from aptrinsic_dagster.sources.aptrinsic.pipeline import load
 from aptrinsic_sandbox import Faults, Sandbox
+from aptrinsic_sandbox.proxy import TrickleProxy
 
 from .helpers import API_KEY, DAY_MS, END_DATE, SandboxFactory, cause, failure_text, files_holding, ms, query, row_count
 
@@ -81,6 +82,21 @@ def test_a_trickled_body_misses_the_response_deadline_on_every_attempt(
     message = failure(pipeline, source(sandbox, response_deadline=0.5).with_resources("users"))
     assert "no complete answer within 0.5 s" in message and "gave up after 2 attempts" in message
     assert requests_to(sandbox, "/v1/users") == 2
+
+
+def test_the_response_deadline_holds_through_an_http_proxy_that_trickles(
+    make_sandbox: SandboxFactory, pipeline, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "2")
+    for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    sandbox = make_sandbox(users=40)
+    with TrickleProxy(bytes_per_s=400) as proxy:  # the ~50 KB page would take two minutes
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        message = failure(pipeline, source(sandbox, response_deadline=0.5).with_resources("users"))
+    assert message.startswith("users (snapshot) (GET /v1/users): gave up after 2 attempts")
+    assert "no complete answer within 0.5 s (the response deadline, response_deadline)" in message
+    assert proxy.requests == 2 and requests_to(sandbox, "/v1/users") == 2
 
 
 def test_the_run_budget_stops_requests_and_says_which_setting(make_sandbox: SandboxFactory, pipeline):
