@@ -5,6 +5,9 @@ test takes seconds, and asserts count requests, never clock time."""
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -18,12 +21,25 @@ from aptrinsic_dagster.sources.aptrinsic.pipeline import load
 from aptrinsic_sandbox import Faults, Sandbox
 from aptrinsic_sandbox.proxy import TrickleProxy
 
-from .helpers import API_KEY, DAY_MS, END_DATE, SandboxFactory, cause, failure_text, files_holding, ms, query, row_count
+from .helpers import (
+    API_KEY,
+    DAY_MS,
+    END_DATE,
+    ROOT,
+    SandboxFactory,
+    cause,
+    failure_text,
+    files_holding,
+    ms,
+    query,
+    row_count,
+)
 
 # Each loads or builds for real (seconds to minutes): in `make test`, not `make test-fast`.
 pytestmark = pytest.mark.slow
 
 DAY = END_DATE - dt.timedelta(days=3)
+VENV_BIN = Path(sys.executable).parent
 
 
 def source(sandbox: Sandbox, start: dt.date = DAY, end: dt.date = DAY + dt.timedelta(days=1), **kwargs: object):
@@ -236,6 +252,52 @@ def test_a_key_the_api_echoes_back_is_scrubbed_from_every_message_and_file(defs,
     assert "answered 401" in text and "***" in text and echoed not in text
     assert o.sandbox.stats.snapshot()["statuses"] == {"401": o.sandbox.stats.snapshot()["total_requests"]}
     assert not files_holding(echoed, [o.root])
+
+
+TERMINAL_CASES = {
+    "malformed-key": (BAD_KEYS["newline"], Faults(), "APTRINSIC_API_KEY"),
+    "echoed-key": ("wrong-key-5d2e9b", Faults(echo_key_in_errors=True), "answered 401"),
+}
+ENTRY_POINTS = {
+    "dagster-cli": [str(VENV_BIN / "dagster"), "asset", "materialize", "-m", "aptrinsic_dagster.definitions",
+                    "--select", "aptrinsic/accounts"],
+    "plain-script": [sys.executable, str(ROOT / "aptrinsic_pipeline.py"), "--start", DAY.isoformat(), "--end",
+                     (DAY + dt.timedelta(days=1)).isoformat(), "--no-preferences"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("entry", list(ENTRY_POINTS))
+@pytest.mark.parametrize("case", list(TERMINAL_CASES))
+def test_the_key_reaches_neither_the_terminal_nor_any_file(make_sandbox: SandboxFactory, tmp_path: Path, case, entry):
+    """What an operator runs, as a subprocess: its stdout and stderr, and every file it wrote (its
+    working folder, HOME, TMPDIR, DAGSTER_HOME, dlt's folders, the warehouse), hold no trace of the key."""
+    key, faults, expected = TERMINAL_CASES[case]
+    secret = key.split("\n")[0]
+    sandbox = make_sandbox(users=10, accounts=3, events_per_day=10, faults=faults)
+    dirs = {name: tmp_path / name for name in ("work", "home", "tmp", "dagster_home")}
+    for folder in dirs.values():
+        folder.mkdir()
+    env = {
+        **os.environ,
+        "APTRINSIC_API_KEY": key,
+        "APTRINSIC_BASE_URL": sandbox.base_url,
+        "APTRINSIC_DUCKDB_PATH": str(tmp_path / "aptrinsic.duckdb"),
+        "APTRINSIC_PIPELINES_DIR": str(tmp_path / "pipelines"),
+        "HOME": str(dirs["home"]),
+        "TMPDIR": str(dirs["tmp"]),
+        "DAGSTER_HOME": str(dirs["dagster_home"]),
+        "DLT_PROJECT_DIR": str(ROOT),
+        "PYTHONPATH": str(ROOT),
+    }
+    ran = subprocess.run(ENTRY_POINTS[entry], cwd=dirs["work"], env=env, capture_output=True, timeout=300)
+    terminal = (ran.stdout + ran.stderr).decode(errors="replace")
+    assert ran.returncode != 0 and expected in terminal, terminal[-3000:]
+    assert secret not in terminal
+    assert not files_holding(secret, [tmp_path])
+    if case == "echoed-key":
+        assert "***" in terminal and sandbox.stats.snapshot()["statuses"].get("401", 0) >= 1
+    else:
+        assert sandbox.stats.snapshot()["total_requests"] == 0
 
 
 # -- 7. messages ----------------------------------------------------------------------------------
