@@ -145,7 +145,8 @@ class _WatchedConnection:
 
 @functools.cache
 def _watched_pool(pool: type[HTTPConnectionPool]) -> type[HTTPConnectionPool]:
-    """``pool`` with watched connections: direct, through an HTTP(S) proxy or a tunnel, or SOCKS."""
+    """``pool`` with watched connections, whichever pool urllib3 picks: direct or through an HTTP
+    proxy (tested); HTTPS tunnels and SOCKS pools get the same subclassing, untested."""
     if issubclass(pool.ConnectionCls, _WatchedConnection):
         return pool  # a manager requests kept from an earlier request
     connection = type(f"Watched{pool.ConnectionCls.__name__}", (_WatchedConnection, pool.ConnectionCls), {})
