@@ -21,6 +21,7 @@ from .conftest import Deployment
 ASSET_NODES = "{ assetNodes { assetKey { path } dependencyKeys { path } } }"
 LAUNCH = """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename
   ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
+STARTUP_BOUND_S = 300
 STATUS = """query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"""
 
 
@@ -49,7 +50,9 @@ def running_dg_dev(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
+        # Loading the code location takes ~30 s alone, several minutes on a 2-core machine shared by
+        # other test runs.
+        deadline = time.monotonic() + STARTUP_BOUND_S
         while time.monotonic() < deadline:
             try:
                 if requests.get(url + "/server_info", timeout=2).ok and gql(url, ASSET_NODES)["assetNodes"]:
@@ -58,7 +61,7 @@ def running_dg_dev(tmp_path: Path) -> Iterator[tuple[str, Path]]:
                 pass
             time.sleep(1)
         else:
-            pytest.fail("dagster dev did not come up within 120 s")
+            pytest.fail(f"dagster dev did not come up within {STARTUP_BOUND_S} s")
         yield url, log
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

@@ -69,15 +69,22 @@ RECOVERY_BOUND_S = 90
 MARGIN_S = 30
 
 
-def _launch(url: str, partition: str, run_config: dict | None = None) -> str:
+def _launch(
+    url: str,
+    partition: str | None,
+    run_config: dict | None = None,
+    job: str = "aptrinsic_daily_events",
+    tags: dict[str, str] | None = None,
+) -> str:
+    tags = {**({"dagster/partition": partition} if partition else {}), **(tags or {})}
     params = {
         "selector": {
             "repositoryLocationName": "aptrinsic_dagster",
             "repositoryName": "__repository__",
-            "jobName": "aptrinsic_daily_events",
+            "jobName": job,
         },
         "runConfigData": run_config or {},
-        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition}]},
+        "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
     }
     launched = gql(url, LAUNCH, p=params)["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
@@ -145,3 +152,98 @@ def test_a_run_worker_killed_mid_extract_frees_the_pool_and_is_retried(dagster_d
                 start + dt.timedelta(days=1),
             )[0]
             assert landed == (expected, expected), (table.name, day)
+
+
+TERMINATE = """mutation($id: String!) { terminateRun(runId: $id) { __typename
+  ... on TerminateRunFailure { message } ... on PythonError { message } } }"""
+# Bounds for a stuck run asked to end (Terminate, or the daemon past `dagster/max_runtime`, which it
+# checks every 15 s): it ends once its step is interrupted and the request in flight returns (under
+# a second here; response_deadline at most), else cancel_timeout_seconds (180 s) marks it canceled.
+# The queued run's load step then gets the pool slot, after any run that took it first (the marts
+# automation builds after each load). Seen on this 2-core machine at a load average of 19: the
+# stuck run ran 18.5 s (terminate) and 18.7 s (max_runtime), the queued load step started 59 s and
+# 210 s (behind the marts) after it ended (all printed).
+END_BOUND_S = 120
+NEXT_STEP_BOUND_S = 420
+SNAPSHOT_ENDPOINTS = ("/v1/users", "/v1/accounts", "/v1/feature", "/v1/segment", "/v1/kcbot", "/v1/articles")
+
+
+def _snapshot_requests(sandbox) -> int:
+    by_endpoint = sandbox.stats.snapshot()["requests"]
+    return sum(n for endpoint, n in by_endpoint.items() if endpoint.startswith(SNAPSHOT_ENDPOINTS))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie sends nothing
+    except FileNotFoundError:
+        return False
+
+
+def _finished(url: str, run_id: str, timeout: float, what: str) -> str:
+    finished = ("SUCCESS", "FAILURE", "CANCELED")
+    return _wait(lambda: (s := gql(url, STATUS, id=run_id)["runOrError"]["status"]) in finished and s, timeout, what)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)  # dg dev alone takes minutes to load on a loaded 2-core machine
+def test_a_stuck_run_terminated_or_timed_out_stops_requesting_and_frees_the_pool(dagster_dev: Dev, tmp_path):
+    """A snapshot refresh stuck in a slow scroll (one user per page, 0.7 s an answer: minutes of
+    requests), ended (a) by a user's Terminate and (b) by a `dagster/max_runtime` of 5 s: each ends
+    CANCELED or FAILURE, its step's worker is gone and sends nothing more, and the daily-events run
+    queued behind it on pool aptrinsic_warehouse gets the pool (and, in (a), loads its day)."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
+        _end_a_stuck_run(dagster_dev, instance, "terminate", "2026-03-10")
+        _end_a_stuck_run(dagster_dev, instance, "max_runtime", "2026-03-11")
+
+
+def _end_a_stuck_run(dev: Dev, instance, how: str, day: str) -> None:
+    import dagster as dg
+
+    url, sandbox = dev.url, dev.deployment.sandbox
+    sandbox.faults.update(latency_ms=700)
+    before = _snapshot_requests(sandbox)
+    stuck = {"resources": {"aptrinsic": {"config": {"page_size": 1}}}}
+    tags = {"dagster/max_runtime": "5"} if how == "max_runtime" else None
+    run = _launch(url, None, stuck, job="aptrinsic_snapshots", tags=tags)
+    _wait(lambda: _snapshot_requests(sandbox) > before + 5, 300, f"{how}: the refresh never got going")
+    queued = _launch(url, day)
+    if how == "terminate":
+        answer = gql(url, TERMINATE, id=run)["terminateRun"]
+        assert answer["__typename"] == "TerminateRunSuccess", answer
+    status = _finished(url, run, END_BOUND_S + 20, f"{how}: the stuck run did not end")  # + the daemon's poll
+    assert status in ("CANCELED", "FAILURE")
+    sent = _snapshot_requests(sandbox)
+    ended = gql(url, RUN, id=run)["runOrError"]
+    print(f"{how}: the stuck run ran {ended['endTime'] - ended['startTime']:.1f} s and ended {status}")
+    (start,) = instance.get_records_for_run(run, of_type=dg.DagsterEventType.STEP_START).records
+    worker = start.event_log_entry.dagster_event.pid
+    sandbox.faults.update(latency_ms=0)
+
+    def load_step_started() -> float | None:
+        steps = instance.get_records_for_run(queued, of_type=dg.DagsterEventType.STEP_START).records
+        return next((r.timestamp for r in steps if r.event_log_entry.step_key == "load_aptrinsic_events"), None)
+
+    started = _wait(load_step_started, NEXT_STEP_BOUND_S, f"{how}: the queued run never got the pool")
+    print(f"{how}: the queued run's load step started {started - ended['endTime']:.1f} s after the stuck run ended")
+    if how == "terminate":
+        assert _finished(url, queued, 300, "the queued run did not finish") == "SUCCESS", queued
+        start_ms = ms(dt.date.fromisoformat(day))
+        expected = dev.deployment.sandbox.count("/v1/events/session", start_ms, start_ms + DAY_MS)
+        first = dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC)
+        landed = query(
+            dev.deployment.duckdb_path,
+            "SELECT count(*) FROM aptrinsic_data.events_session WHERE date >= ? AND date < ?",
+            first,
+            first + dt.timedelta(days=1),
+        )
+        assert expected > 0 and landed == [(expected,)]
+    else:
+        text = " ".join(r.event_log_entry.message or "" for r in instance.get_records_for_run(run).records)
+        assert "maximum runtime of 5 seconds" in text, text[-2000:]
+    # Long after the stuck run ended, its worker has sent nothing more and is gone.
+    assert _snapshot_requests(sandbox) == sent, f"{how}: the ended run kept requesting"
+    assert not _alive(worker), f"{how}: the ended run's step worker (pid {worker}) is still running"

@@ -5,6 +5,9 @@ test takes seconds, and asserts count requests, never clock time."""
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -16,13 +19,27 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from aptrinsic_dagster.sources.aptrinsic import AptrinsicError, aptrinsic_source
 from aptrinsic_dagster.sources.aptrinsic.pipeline import load
 from aptrinsic_sandbox import Faults, Sandbox
+from aptrinsic_sandbox.proxy import TrickleProxy
 
-from .helpers import API_KEY, DAY_MS, END_DATE, SandboxFactory, cause, failure_text, files_holding, ms, query, row_count
+from .helpers import (
+    API_KEY,
+    DAY_MS,
+    END_DATE,
+    ROOT,
+    SandboxFactory,
+    cause,
+    failure_text,
+    files_holding,
+    ms,
+    query,
+    row_count,
+)
 
 # Each loads or builds for real (seconds to minutes): in `make test`, not `make test-fast`.
 pytestmark = pytest.mark.slow
 
 DAY = END_DATE - dt.timedelta(days=3)
+VENV_BIN = Path(sys.executable).parent
 
 
 def source(sandbox: Sandbox, start: dt.date = DAY, end: dt.date = DAY + dt.timedelta(days=1), **kwargs: object):
@@ -54,6 +71,21 @@ def test_a_repeated_scroll_id_stops_at_the_second_page(make_sandbox: SandboxFact
     assert requests_to(sandbox, endpoint) == 2
 
 
+def test_pages_beyond_what_total_hits_allows_stop_naming_table_endpoint_and_window(
+    make_sandbox: SandboxFactory, pipeline
+):
+    # 100 events at pageSize 10: at most 11 pages (10 full, then an empty one). This API keeps
+    # serving full pages with fresh scroll ids, so only the page count can stop it.
+    sandbox = make_sandbox(users=50, events_per_day=100, faults=Faults(endless_scroll=True))
+    total = sandbox.count("/v1/events/custom", ms(DAY), ms(DAY) + DAY_MS)
+    message = failure(pipeline, source(sandbox, page_size=10).with_resources("events_custom"))
+    window = f"window [{dt.datetime.combine(DAY, dt.time(), dt.UTC).isoformat()}"
+    assert message.startswith(f"events_custom, {window}") and "(GET /v1/events/custom)" in message
+    limit = -(-total // 10) + 1
+    assert f"totalHits {total} at pageSize 10 allows at most {limit} pages" in message
+    assert requests_to(sandbox, "/v1/events/custom") == limit
+
+
 # -- 2. deadlines ---------------------------------------------------------------------------------
 
 
@@ -66,6 +98,21 @@ def test_a_trickled_body_misses_the_response_deadline_on_every_attempt(
     message = failure(pipeline, source(sandbox, response_deadline=0.5).with_resources("users"))
     assert "no complete answer within 0.5 s" in message and "gave up after 2 attempts" in message
     assert requests_to(sandbox, "/v1/users") == 2
+
+
+def test_the_response_deadline_holds_through_an_http_proxy_that_trickles(
+    make_sandbox: SandboxFactory, pipeline, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "2")
+    for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    sandbox = make_sandbox(users=40)
+    with TrickleProxy(bytes_per_s=400) as proxy:  # the ~50 KB page would take two minutes
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        message = failure(pipeline, source(sandbox, response_deadline=0.5).with_resources("users"))
+    assert message.startswith("users (snapshot) (GET /v1/users): gave up after 2 attempts")
+    assert "no complete answer within 0.5 s (the response deadline, response_deadline)" in message
+    assert proxy.requests == 2 and requests_to(sandbox, "/v1/users") == 2
 
 
 def test_the_run_budget_stops_requests_and_says_which_setting(make_sandbox: SandboxFactory, pipeline):
@@ -205,6 +252,52 @@ def test_a_key_the_api_echoes_back_is_scrubbed_from_every_message_and_file(defs,
     assert "answered 401" in text and "***" in text and echoed not in text
     assert o.sandbox.stats.snapshot()["statuses"] == {"401": o.sandbox.stats.snapshot()["total_requests"]}
     assert not files_holding(echoed, [o.root])
+
+
+TERMINAL_CASES = {
+    "malformed-key": (BAD_KEYS["newline"], Faults(), "APTRINSIC_API_KEY"),
+    "echoed-key": ("wrong-key-5d2e9b", Faults(echo_key_in_errors=True), "answered 401"),
+}
+ENTRY_POINTS = {
+    "dagster-cli": [str(VENV_BIN / "dagster"), "asset", "materialize", "-m", "aptrinsic_dagster.definitions",
+                    "--select", "aptrinsic/accounts"],
+    "plain-script": [sys.executable, str(ROOT / "aptrinsic_pipeline.py"), "--start", DAY.isoformat(), "--end",
+                     (DAY + dt.timedelta(days=1)).isoformat(), "--no-preferences"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("entry", list(ENTRY_POINTS))
+@pytest.mark.parametrize("case", list(TERMINAL_CASES))
+def test_the_key_reaches_neither_the_terminal_nor_any_file(make_sandbox: SandboxFactory, tmp_path: Path, case, entry):
+    """What an operator runs, as a subprocess: its stdout and stderr, and every file it wrote (its
+    working folder, HOME, TMPDIR, DAGSTER_HOME, dlt's folders, the warehouse), hold no trace of the key."""
+    key, faults, expected = TERMINAL_CASES[case]
+    secret = key.split("\n")[0]
+    sandbox = make_sandbox(users=10, accounts=3, events_per_day=10, faults=faults)
+    dirs = {name: tmp_path / name for name in ("work", "home", "tmp", "dagster_home")}
+    for folder in dirs.values():
+        folder.mkdir()
+    env = {
+        **os.environ,
+        "APTRINSIC_API_KEY": key,
+        "APTRINSIC_BASE_URL": sandbox.base_url,
+        "APTRINSIC_DUCKDB_PATH": str(tmp_path / "aptrinsic.duckdb"),
+        "APTRINSIC_PIPELINES_DIR": str(tmp_path / "pipelines"),
+        "HOME": str(dirs["home"]),
+        "TMPDIR": str(dirs["tmp"]),
+        "DAGSTER_HOME": str(dirs["dagster_home"]),
+        "DLT_PROJECT_DIR": str(ROOT),
+        "PYTHONPATH": str(ROOT),
+    }
+    ran = subprocess.run(ENTRY_POINTS[entry], cwd=dirs["work"], env=env, capture_output=True, timeout=300)
+    terminal = (ran.stdout + ran.stderr).decode(errors="replace")
+    assert ran.returncode != 0 and expected in terminal, terminal[-3000:]
+    assert secret not in terminal
+    assert not files_holding(secret, [tmp_path])
+    if case == "echoed-key":
+        assert "***" in terminal and sandbox.stats.snapshot()["statuses"].get("401", 0) >= 1
+    else:
+        assert sandbox.stats.snapshot()["total_requests"] == 0
 
 
 # -- 7. messages ----------------------------------------------------------------------------------

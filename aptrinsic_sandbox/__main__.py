@@ -123,6 +123,11 @@ def parser() -> argparse.ArgumentParser:
         help="answer every scrollId with the first page again and the same scrollId (a scroll that never ends)",
     )
     h.add_argument(
+        "--endless-scroll",
+        action="store_true",
+        help="keep scroll pages full, each with a fresh scrollId, past totalHits (records repeat)",
+    )
+    h.add_argument(
         "--serve-page-size",
         type=int,
         default=0,
@@ -193,6 +198,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         late_fraction=args.late_fraction,
         late_after_s=args.late_after_s,
         repeat_scroll=args.repeat_scroll,
+        endless_scroll=args.endless_scroll,
         serve_page_size=args.serve_page_size,
         trickle_bytes_per_s=args.trickle_bytes_per_s,
         huge_integer=args.huge_integer,

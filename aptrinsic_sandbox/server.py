@@ -216,7 +216,7 @@ class Sandbox:
                 )
         else:
             rows, offset = self._rows(endpoint, query), 0
-        records = rows.slice(offset, size)
+        records = self._endless(rows, offset, size) if self.faults.endless_scroll else rows.slice(offset, size)
         next_offset = offset + len(records)
         # The last, short page still carries a scroll id: the contract tells clients not to
         # rely on it becoming null. Ids are derived, not random, so a seed gives the same bytes.
@@ -231,6 +231,14 @@ class Sandbox:
         records = self._hostile(self._drop(records))
         total: Any = str(rows.total) if self.faults.string_total_hits else rows.total
         return _page(endpoint.record_key, records, {"totalHits": total, "scrollId": token}), len(records)
+
+    @staticmethod
+    def _endless(rows: Rows, offset: int, size: int) -> list[bytes]:
+        """A full page whatever the offset: the records again from the start once they run out."""
+        records: list[bytes] = []
+        while rows.total and len(records) < size:
+            records += rows.slice((offset + len(records)) % rows.total, size - len(records))
+        return records
 
     def _drop(self, records: list[bytes]) -> list[bytes]:
         if not self.faults.drop_rate:

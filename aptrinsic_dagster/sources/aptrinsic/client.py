@@ -4,7 +4,8 @@ dlt pages (``RESTClient.paginate``) and retries (its session: 429, 5xx, resets, 
 only what dlt lacks:
 - a wall-clock deadline per response (``response_deadline`` seconds for headers and body together;
   dlt's ``request_timeout`` bounds each socket read, so a body trickled a byte at a time never ends).
-  A response that misses it is a ``ReadTimeout``, which dlt retries like any other timeout;
+  A response that misses it is a ``ReadTimeout``, which dlt retries like any other timeout. It holds
+  through a proxy (``HTTP(S)_PROXY``) too: requests builds those connections elsewhere;
 - a budget per load (``RunBudget``): after ``max_run_seconds``, or once ``cancel_requests()`` is
   called (a Dagster run being terminated), no request is sent and none is retried;
 - paginators that prove progress (a repeated ``scrollId``, more pages than ``totalHits`` allows, a
@@ -15,6 +16,7 @@ only what dlt lacks:
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -35,8 +37,8 @@ from dlt.sources.helpers.rest_client.paginators import BasePaginator
 from requests import HTTPError, PreparedRequest, Request, RequestException, Response
 from requests.adapters import HTTPAdapter
 from requests.exceptions import ReadTimeout
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3 import PoolManager
+from urllib3.connectionpool import HTTPConnectionPool
 
 from .api_counts import ApiCounts
 from .errors import AptrinsicAuthError, AptrinsicDeadlineError, AptrinsicError, AptrinsicPagingError
@@ -131,28 +133,29 @@ class _Watch:
                 self._sock.shutdown(socket.SHUT_RDWR)
 
 
-class _WatchedHTTPConnection(HTTPConnection):
-    def getresponse(self) -> Any:  # type: ignore[override]
+class _WatchedConnection:
+    """Mixed into a connection class: hands its socket to the attempt's watch before each response."""
+
+    def getresponse(self) -> Any:
         watch = getattr(_Watch.current, "watch", None)
         if watch is not None:
-            watch.attach(self.sock)
-        return super().getresponse()
+            watch.attach(self.sock)  # type: ignore[attr-defined]
+        return super().getresponse()  # type: ignore[misc]
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
-    def getresponse(self) -> Any:  # type: ignore[override]
-        watch = getattr(_Watch.current, "watch", None)
-        if watch is not None:
-            watch.attach(self.sock)
-        return super().getresponse()
+@functools.cache
+def _watched_pool(pool: type[HTTPConnectionPool]) -> type[HTTPConnectionPool]:
+    """``pool`` with watched connections, whichever pool urllib3 picks: direct or through an HTTP
+    proxy (tested); HTTPS tunnels and SOCKS pools get the same subclassing, untested."""
+    if issubclass(pool.ConnectionCls, _WatchedConnection):
+        return pool  # a manager requests kept from an earlier request
+    connection = type(f"Watched{pool.ConnectionCls.__name__}", (_WatchedConnection, pool.ConnectionCls), {})
+    return type(f"Watched{pool.__name__}", (pool,), {"ConnectionCls": connection})
 
 
-class _WatchedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
-
-
-class _WatchedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
+def _watch_pools(manager: PoolManager) -> PoolManager:
+    manager.pool_classes_by_scheme = {s: _watched_pool(p) for s, p in manager.pool_classes_by_scheme.items()}
+    return manager
 
 
 class _AptrinsicAdapter(HTTPAdapter):
@@ -167,7 +170,11 @@ class _AptrinsicAdapter(HTTPAdapter):
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+        _watch_pools(self.poolmanager)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> PoolManager:
+        # HTTP(S)_PROXY: requests builds a manager per proxy, with urllib3's own pools (no deadline).
+        return _watch_pools(super().proxy_manager_for(proxy, **proxy_kwargs))
 
     def send(self, request: PreparedRequest, stream: bool = False, *args: Any, **kwargs: Any) -> Response:
         self._budget.check()
