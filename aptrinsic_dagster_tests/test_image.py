@@ -46,6 +46,7 @@ def test_the_images_install_steps_give_an_environment_that_loads_the_code_locati
                     ignore = shutil.ignore_patterns("target", "logs", "__pycache__", ".user.yml")
                     shutil.copytree(ROOT / source, target, ignore=ignore)
                 else:
+                    target.parent.mkdir(parents=True, exist_ok=True)  # as COPY creates missing folders
                     shutil.copy(ROOT / source, target)
         elif op == "RUN":
             if args.startswith(_SYSTEM_STEPS):
@@ -61,8 +62,9 @@ def test_the_images_install_steps_give_an_environment_that_loads_the_code_locati
     assert subprocess.run([str(python), "-c", "import pytest"], capture_output=True).returncode != 0
     assert (app / "aptrinsic_dbt" / "target" / "manifest.json").exists(), "the manifest was parsed in the build"
     load = (
-        "from aptrinsic_dagster.definitions import defs; d = defs(); "
-        "print(len(list(d.resolve_asset_graph().get_all_asset_keys())), sorted(j.name for j in d.jobs))"
+        "import dlt; from aptrinsic_dagster.definitions import defs; d = defs(); "
+        "print(len(list(d.resolve_asset_graph().get_all_asset_keys())), sorted(j.name for j in d.jobs), "
+        "dlt.config.get('normalize.parquet_normalizer.add_dlt_load_id'))"
     )
     image_env = env | {
         "APTRINSIC_DESTINATION": "postgres",
@@ -73,3 +75,4 @@ def test_the_images_install_steps_give_an_environment_that_loads_the_code_locati
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split()[0] == "28", done.stdout
     assert "'aptrinsic_daily_events'" in done.stdout and "'aptrinsic_snapshots'" in done.stdout, done.stdout
+    assert done.stdout.split()[-1] == "True", "dlt's settings (.dlt/config.toml) are in the image"
