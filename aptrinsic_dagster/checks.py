@@ -107,13 +107,17 @@ class _Reconciliation:
     def changed_windows(self, window: Window) -> list[tuple[Any, Any, int, int]]:
         """Earlier-loaded windows outside ``window`` whose rows no longer equal what the API reported
         when they were loaded: ``(start, end, reported, rows)``. A window overlapped by a later load
-        is that load's to answer for."""
+        is that load's to answer for, and so is one whose load has not finished: runs load at once into
+        a server warehouse, and another run's counts can commit before its rows (``_dlt_loads`` gets a
+        load's row when all its tables are in)."""
+        loads = self.sql.make_qualified_table_name("_dlt_loads")
         try:
             rows = self.sql.execute_sql(
                 f"""
                 WITH c AS (
                     SELECT window_start, window_end, total_hits, fetched_at FROM {self.counts}
                     WHERE table_name = %s AND window_start IS NOT NULL AND total_hits IS NOT NULL
+                    AND _dlt_load_id IN (SELECT load_id FROM {loads} WHERE status = 0)
                 ), live AS (
                     SELECT * FROM c WHERE NOT EXISTS (
                         SELECT 1 FROM c AS later WHERE later.fetched_at > c.fetched_at
