@@ -19,7 +19,8 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 from dagster_dbt.dbt_project import DagsterDbtProjectPreparer
 
-from .assets import POOL, SNAPSHOTS_GROUP, asset_key
+from .names import SNAPSHOTS_GROUP, asset_key
+from .recover import POOL
 from .resources import WarehouseResource
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "aptrinsic_dbt"
@@ -55,6 +56,14 @@ marts_automation_sensor = dg.AutomationConditionSensorDefinition(
     target=dg.AssetSelection.groups(MARTS_GROUP),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=60,
+)
+
+
+# The marts update by themselves; this job is for a manual run or backfill of a day range.
+marts_job = dg.define_asset_job(
+    "aptrinsic_marts",
+    selection=dg.AssetSelection.groups(MARTS_GROUP),
+    description="Build the dbt marts: the daily ones for the run's days, the others whole; dbt tests as checks.",
 )
 
 

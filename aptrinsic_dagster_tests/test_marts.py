@@ -375,7 +375,10 @@ def _requested(result: dg.EvaluateAutomationConditionsResult) -> dict[str, objec
     return requested
 
 
-def test_a_reloaded_event_partition_makes_the_marts_that_read_it_update_after_the_checks(defs: dg.Definitions):
+def test_a_reloaded_event_partition_makes_the_marts_that_read_it_update_after_the_checks(
+    workspace_defs: dg.Definitions,
+):
+    defs = workspace_defs
     instance = dg.DagsterInstance.ephemeral()
     marts = dg.AssetSelection.groups("aptrinsic_marts")
     raw = [k for k in defs.resolve_asset_graph().get_all_asset_keys() if k.path[0] == "aptrinsic"]
@@ -406,7 +409,8 @@ def test_a_reloaded_event_partition_makes_the_marts_that_read_it_update_after_th
     assert _requested(tick(result.cursor)) == {}  # handled: no second request
 
 
-def test_a_failed_blocking_check_holds_the_marts_back_until_it_passes(defs: dg.Definitions):
+def test_a_failed_blocking_check_holds_the_marts_back_until_it_passes(workspace_defs: dg.Definitions):
+    defs = workspace_defs
     instance = dg.DagsterInstance.ephemeral()
     marts = dg.AssetSelection.groups("aptrinsic_marts")
     raw = [k for k in defs.resolve_asset_graph().get_all_asset_keys() if k.path[0] == "aptrinsic"]
@@ -436,7 +440,7 @@ def test_a_failed_blocking_check_holds_the_marts_back_until_it_passes(defs: dg.D
     assert _requested(tick(result.cursor)) == {"nps_daily": ["2026-03-10"], "account_health": "whole"}
 
 
-def test_sandbox_to_marts_end_to_end_through_the_jobs(defs: dg.Definitions, deploy):
+def test_sandbox_to_marts_end_to_end_through_the_jobs(defs: dg.Definitions, marts_defs: dg.Definitions, deploy):
     deployment = deploy(users=300, accounts=20, events_per_day=200)
     range_tags = {
         "dagster/asset_partition_range_start": "2026-03-12",
@@ -447,11 +451,13 @@ def test_sandbox_to_marts_end_to_end_through_the_jobs(defs: dg.Definitions, depl
         defs.resolve_job_def("aptrinsic_daily_events").execute_in_process(
             instance=deployment.instance, tags=range_tags
         ),
-        defs.resolve_job_def("aptrinsic_marts").execute_in_process(instance=deployment.instance, tags=range_tags),
+        marts_defs.resolve_job_def("aptrinsic_marts").execute_in_process(instance=deployment.instance, tags=range_tags),
     ]
     assert all(r.success for r in results)
     dbt_checks = results[2].get_asset_check_evaluations()
-    assert len(dbt_checks) == len(defs.resolve_job_def("aptrinsic_marts").asset_layer.asset_graph.asset_check_keys)
+    assert len(dbt_checks) == len(
+        marts_defs.resolve_job_def("aptrinsic_marts").asset_layer.asset_graph.asset_check_keys
+    )
     assert len(dbt_checks) >= 28 and all(e.passed for e in dbt_checks)
     path = deployment.duckdb_path
     expected = query(
