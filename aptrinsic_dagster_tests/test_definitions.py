@@ -37,6 +37,7 @@ SNAPSHOTS = [
 ]
 DAILY_MARTS = ["account_usage_daily", "active_users_daily", "feature_adoption_daily", "nps_daily"]
 MARTS = [*DAILY_MARTS, "account_health", "retention_weekly"]
+MARTS_KEY = dg.AssetKey(["aptrinsic_marts", "retention_weekly"])
 # Lineage from the API tables to the marts, as the dbt sources declare it.
 MART_PARENTS = {
     "active_users_daily": ["events_session", "users"],
@@ -194,3 +195,26 @@ def test_the_drift_sensor_is_on_and_hourly_and_the_recount_runs_on_demand_only(d
     recount = defs.resolve_job_def("aptrinsic_still_matches_api").asset_layer.asset_graph.asset_check_keys
     assert {k.name for k in loads} == {"rows_match_api", "no_duplicate_keys", "not_empty", "freshness_check"}
     assert {k.name for k in recount} == {"still_matches_api"} and len(recount) == len(EVENTS)
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"APTRINSIC_DESTINATION": "postgres"}, "DESTINATION__POSTGRES__CREDENTIALS"),
+        ({"APTRINSIC_DESTINATION": "bigquery"}, "bigquery (APTRINSIC_DESTINATION)"),
+    ],
+)
+def test_the_marts_on_a_warehouse_dbt_cannot_reach_fail_before_dbt_starts_naming_the_setting(
+    marts_defs: dg.Definitions, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str], named: str
+):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)  # no .dlt/secrets.toml of the developer's
+    job = marts_defs.resolve_job_def("aptrinsic_marts")
+    result = job.execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, asset_selection=[MARTS_KEY]
+    )
+    assert not result.success
+    failures = " ".join(str(e.event_specific_data) for e in result.all_events if e.is_failure)
+    assert named in failures
+    assert not any(e.event_type_value == "ASSET_MATERIALIZATION" for e in result.all_events)

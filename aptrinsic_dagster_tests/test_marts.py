@@ -27,12 +27,12 @@ import duckdb
 import psycopg2
 import pytest
 
-from aptrinsic_dagster.marts import build_marts, dbt_project, dbt_resource
+from aptrinsic_dagster.marts import DBT_PROJECT_DIR, build_marts, dbt_project, dbt_resource
 from aptrinsic_dagster.partitions import daily_partitions
 from aptrinsic_dagster.resources import WarehouseResource
 from aptrinsic_sandbox.postgres import PostgresServer
 
-from .helpers import Warehouse, query
+from .helpers import Warehouse, files_holding, query
 
 # Each loads or builds for real (seconds to minutes): in `make test`, not `make test-fast`.
 pytestmark = pytest.mark.slow
@@ -248,6 +248,11 @@ def test_every_mart_builds_and_every_dbt_test_is_a_passing_asset_check(fixture_m
     }
     partitions = {m.partition for m in results["daily"].get_asset_materialization_events()}
     assert len(partitions) == 31 and min(partitions) == "2026-03-01" and max(partitions) == "2026-03-31"
+    if fixture_marts.postgres is not None:
+        # dlt's credentials reached dbt's process only: not its logs, the run's events, or a file.
+        password = fixture_marts.postgres.password
+        assert not any(password in str(e) for r in results.values() for e in r.all_events)
+        assert files_holding(password, [DBT_PROJECT_DIR]) == []
 
 
 def test_dau_wau_mau_around_the_window_edges_and_new_users(fixture_marts):
