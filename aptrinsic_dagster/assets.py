@@ -15,6 +15,7 @@ from dagster_dlt.translator import DltResourceTranslatorData
 
 from . import day_counts
 from .freshness import freshness_policy
+from .names import EVENTS_GROUP, SNAPSHOTS_GROUP, asset_key
 from .recover import POOL
 from .resources import AptrinsicResource, WarehouseResource
 from .sources.aptrinsic import aptrinsic_source
@@ -24,14 +25,8 @@ from .sources.aptrinsic.settings import EVENT_TABLES, PREFERENCES, SNAPSHOT_TABL
 from .table_metadata import table_metadata
 
 # One warehouse writer at a time (pool POOL): DuckDB takes a file lock, and checks read the same file.
-EVENTS_GROUP = "aptrinsic_events"
-SNAPSHOTS_GROUP = "aptrinsic_snapshots"
 EVENT_NAMES = [t.name for t in EVENT_TABLES]
 SNAPSHOT_NAMES = [t.name for t in SNAPSHOT_TABLES]
-
-
-def asset_key(table: str) -> dg.AssetKey:
-    return dg.AssetKey(["aptrinsic", table])
 
 
 class AptrinsicTranslator(DagsterDltTranslator):

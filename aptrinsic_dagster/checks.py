@@ -20,7 +20,8 @@ import dagster as dg
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from . import day_counts
-from .assets import EVENT_NAMES, POOL, SNAPSHOT_NAMES, asset_key
+from .assets import EVENT_NAMES, POOL, SNAPSHOT_NAMES
+from .names import asset_key
 from .resources import AptrinsicResource, WarehouseResource
 from .sources.aptrinsic import API_COUNTS_TABLE, TABLES
 from .sources.aptrinsic.arrow import column_name

@@ -1,5 +1,6 @@
-"""The code location: assembles assets (API tables and dbt marts), checks, jobs, schedules, sensors and
-resources, nothing else."""
+"""The loads' code location: assembles the API tables' assets, their checks, jobs, schedules, sensors and
+resources, nothing else. The dbt marts are a location of their own (marts_definitions.py), so loading
+this one (every run of a daily load does) never imports dbt."""
 
 import tempfile
 from pathlib import Path
@@ -12,8 +13,7 @@ from .alerts import ALERT_SENSORS
 from .assets import build_assets
 from .checks import build_checks
 from .freshness import build_freshness_checks, build_freshness_sensor
-from .jobs import daily_events_job, marts_job, snapshots_job, still_matches_job
-from .marts import build_marts, dbt_project, dbt_resource, marts_automation_sensor
+from .jobs import daily_events_job, snapshots_job, still_matches_job
 from .partitions import daily_partitions
 from .resources import AptrinsicResource, WarehouseResource
 from .schedules import daily_events_schedule, snapshots_schedule
@@ -27,22 +27,19 @@ def defs() -> dg.Definitions:
     # object here for the destination's name only; runs build their own (resources.py).
     pipeline = make_pipeline(pipelines_dir=str(Path(tempfile.gettempdir()) / "aptrinsic_dagster_definitions"))
     daily = daily_partitions()
-    project = dbt_project()
     freshness = build_freshness_checks()
     return dg.Definitions(
-        assets=[*build_assets(pipeline, daily), *build_marts(project, daily)],
+        assets=build_assets(pipeline, daily),
         asset_checks=[*build_checks(daily, settings.drift_days()), *freshness],
-        jobs=[daily_events_job, snapshots_job, still_matches_job, marts_job],
+        jobs=[daily_events_job, snapshots_job, still_matches_job],
         schedules=[daily_events_schedule, snapshots_schedule],
         sensors=[
             build_drift_sensor(daily_events_job, daily, settings.drift_days(), settings.drift_interval_seconds()),
-            marts_automation_sensor,
             build_freshness_sensor(freshness),
             *ALERT_SENSORS,
         ],
         resources={
             "dlt": DagsterDltResource(),
-            "dbt": dbt_resource(project),
             "aptrinsic": AptrinsicResource(),
             "warehouse": WarehouseResource(),
         },

@@ -1,10 +1,10 @@
-"""Asset jobs: yesterday's events (partitioned), the snapshot refresh, the on-demand re-count, the marts."""
+"""Asset jobs of the loads: yesterday's events (partitioned), the snapshot refresh, the on-demand re-count."""
 
 import dagster as dg
 
-from .assets import EVENT_NAMES, EVENTS_GROUP, SNAPSHOTS_GROUP, asset_key
+from .assets import EVENT_NAMES
 from .checks import STILL_MATCHES_API
-from .marts import MARTS_GROUP
+from .names import EVENTS_GROUP, SNAPSHOTS_GROUP, asset_key
 
 _STILL_MATCHES = dg.AssetSelection.checks(*(dg.AssetCheckKey(asset_key(t), STILL_MATCHES_API) for t in EVENT_NAMES))
 
@@ -44,11 +44,4 @@ still_matches_job = dg.define_asset_job(
         "Re-count the API now and compare with the warehouse, per day: the days of a dagster/partition tag (or "
         "dagster/asset_partition_range_start/_end), else the last loaded days the drift sensor watches."
     ),
-)
-
-# The marts update by themselves (marts.py); this job is for a manual run or backfill of a day range.
-marts_job = dg.define_asset_job(
-    "aptrinsic_marts",
-    selection=dg.AssetSelection.groups(MARTS_GROUP),
-    description="Build the dbt marts: the daily ones for the run's days, the others whole; dbt tests as checks.",
 )

@@ -11,6 +11,7 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,16 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 from dagster_dbt.dbt_project import DagsterDbtProjectPreparer
 
-from .assets import POOL, SNAPSHOTS_GROUP, asset_key
+from .names import SNAPSHOTS_GROUP, asset_key
+from .recover import POOL
 from .resources import WarehouseResource
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "aptrinsic_dbt"
 MARTS_GROUP = "aptrinsic_marts"
 MARTS_SCHEMA = "aptrinsic_marts"
 DAILY_TAG = "daily"
+# Outputs of aptrinsic_dbt/profiles.yml besides duckdb, by dlt destination name.
+DBT_TARGETS = ("postgres",)
 
 # A snapshot refresh (users, accounts, ...) must not rebuild every day of history; the snapshot's
 # blocking checks still gate each run.
@@ -52,6 +56,14 @@ marts_automation_sensor = dg.AutomationConditionSensorDefinition(
     target=dg.AssetSelection.groups(MARTS_GROUP),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=60,
+)
+
+
+# The marts update by themselves; this job is for a manual run or backfill of a day range.
+marts_job = dg.define_asset_job(
+    "aptrinsic_marts",
+    selection=dg.AssetSelection.groups(MARTS_GROUP),
+    description="Build the dbt marts: the daily ones for the run's days, the others whole; dbt tests as checks.",
 )
 
 
@@ -119,11 +131,50 @@ def _translator() -> MartsTranslator:
 
 
 def _dbt_vars(warehouse: WarehouseResource, window: dg.TimeWindow | None) -> str:
-    # dbt runs in the project dir; a relative DuckDB path must still mean the one the loads write.
-    values: dict[str, str] = {"duckdb_path": os.path.abspath(warehouse.resolved_duckdb_path())}
+    values: dict[str, str] = {}
+    if not warehouse.is_server():
+        # dbt runs in the project dir; a relative DuckDB path must still mean the one the loads write.
+        values["duckdb_path"] = os.path.abspath(warehouse.resolved_duckdb_path())
     if window is not None:
         values |= {"start": window.start.date().isoformat(), "end": window.end.date().isoformat()}
     return json.dumps(values)
+
+
+def _profile_env(warehouse: WarehouseResource) -> dict[str, str]:
+    """What the profile's target reads (profiles.yml): nothing for DuckDB; for Postgres dlt's credentials,
+    which must not reach a file or dbt's command line (Dagster logs it)."""
+    if not warehouse.is_server():
+        return {}
+    if warehouse.destination_name() not in DBT_TARGETS:
+        raise dg.Failure(
+            f"The dbt marts run on DuckDB or {', '.join(DBT_TARGETS)}, not {warehouse.destination_name()} "
+            "(APTRINSIC_DESTINATION): add its dbt adapter and a target in aptrinsic_dbt/profiles.yml.",
+            allow_retries=False,
+        )
+    credentials = warehouse.credentials()
+    return {
+        "DBT_POSTGRES_HOST": credentials.host,
+        "DBT_POSTGRES_PORT": str(credentials.port),
+        "DBT_POSTGRES_USER": credentials.username,
+        "DBT_ENV_SECRET_POSTGRES_PASSWORD": credentials.password,
+        "DBT_POSTGRES_DBNAME": credentials.database,
+    }
+
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    # dagster-dbt hands dbt's process a copy of os.environ and takes no environment of its own; the
+    # process is started inside dbt.cli(), so the values are set only around that call.
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _build(
@@ -131,7 +182,10 @@ def _build(
 ) -> Iterator[Any]:
     # No .fetch_column_metadata(): its in-process DuckDB connection outlives the step and holds the
     # file's lock against the next writer, and its column lineage cannot see through ephemeral models.
-    invocation = dbt.cli(["build", "--vars", _dbt_vars(warehouse, window)], context=context)
+    target = warehouse.destination_name() if warehouse.is_server() else "duckdb"
+    args = ["build", "--target", target, "--vars", _dbt_vars(warehouse, window)]
+    with _environment(_profile_env(warehouse)):
+        invocation = dbt.cli(args, context=context)
     yield from invocation.stream()
     # Each invocation writes a target dir of its own (~2 MB); kept only when the build failed.
     shutil.rmtree(invocation.target_path, ignore_errors=True)

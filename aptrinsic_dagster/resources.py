@@ -180,9 +180,27 @@ class WarehouseResource(dg.ConfigurableResource):
         """The DuckDB file the loads write (and dbt reads), relative to the working directory."""
         return self.duckdb_path or settings.duckdb_path()
 
+    def destination_name(self) -> str:
+        return self.destination or settings.destination()
+
     def is_server(self) -> bool:
         """A warehouse that takes concurrent writers (anything but the DuckDB file)."""
-        return (self.destination or settings.destination()) != "duckdb"
+        return self.destination_name() != "duckdb"
+
+    def credentials(self) -> Any:
+        """The destination's credentials as dlt resolves them (env, ``.dlt/secrets.toml``), for readers
+        beside dlt (the dbt marts). Fails naming dlt's variable when they are incomplete."""
+        destination = self._destination()
+        credentials = destination.configuration(destination.spec(), accept_partial=True).credentials
+        if credentials is None or not credentials.is_resolved():
+            variable = f"DESTINATION__{self.destination_name().upper()}__CREDENTIALS"
+            raise dg.Failure(
+                f"No complete credentials for the {self.destination_name()} warehouse: set {variable} "
+                f"(a URL with user and password) or [destination.{self.destination_name()}.credentials] "
+                "in .dlt/secrets.toml.",
+                allow_retries=False,
+            )
+        return credentials
 
     @contextmanager
     def pipeline(self, run_id: str, step: str) -> Iterator[dlt.Pipeline]:

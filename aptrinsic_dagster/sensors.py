@@ -18,8 +18,9 @@ from typing import Any
 import dagster as dg
 
 from . import day_counts
-from .assets import EVENT_NAMES, asset_key
+from .assets import EVENT_NAMES
 from .checks import DRIFT_REPAIR_CHECKS
+from .names import asset_key
 from .resources import AptrinsicResource, DayKey
 
 DRIFT_SENSOR = "aptrinsic_event_drift"

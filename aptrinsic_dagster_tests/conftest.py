@@ -88,9 +88,31 @@ def pipeline(tmp_path: Path, duckdb_path: Path) -> dlt.Pipeline:
 
 @pytest.fixture(scope="session")
 def defs() -> dg.Definitions:
+    """The loads' code location (workspace.yaml's aptrinsic_dagster)."""
     from aptrinsic_dagster.definitions import defs as load_defs
 
     return load_defs()
+
+
+@pytest.fixture(scope="session")
+def marts_defs() -> dg.Definitions:
+    """The marts' code location (workspace.yaml's aptrinsic_marts)."""
+    from aptrinsic_dagster.marts_definitions import defs as load_defs
+
+    return load_defs()
+
+
+@pytest.fixture(scope="session")
+def workspace_defs(defs: dg.Definitions, marts_defs: dg.Definitions) -> dg.Definitions:
+    """Both locations as one graph, as the daemon sees the workspace: the marts' dependencies on the
+    loaded tables, their partitions and blocking checks resolved."""
+    marts = dg.Definitions(
+        assets=marts_defs.assets,
+        jobs=marts_defs.jobs,
+        sensors=marts_defs.sensors,
+        resources={"dbt": marts_defs.resources["dbt"]},
+    )
+    return dg.Definitions.merge(defs, marts)  # the loads' warehouse resource serves both
 
 
 @dataclass

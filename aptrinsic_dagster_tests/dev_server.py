@@ -34,8 +34,8 @@ class Dev:
 
 @contextlib.contextmanager
 def running_dg_dev(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """`dg dev` as `make dev` starts it, with the test's environment: its URL once the code location
-    has loaded, and the file its output goes to."""
+    """`dg dev` as `make dev` starts it, with the test's environment: its URL once both code locations
+    have loaded, and the file its output goes to."""
     home = prepare_dagster_home(tmp_path / "dagster_home")
     port = free_port()
     log = tmp_path / "dg_dev.log"
@@ -55,7 +55,7 @@ def running_dg_dev(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         deadline = time.monotonic() + STARTUP_BOUND_S
         while time.monotonic() < deadline:
             try:
-                if requests.get(url + "/server_info", timeout=2).ok and gql(url, ASSET_NODES)["assetNodes"]:
+                if requests.get(url + "/server_info", timeout=2).ok and _all_locations_loaded(url):
                     break
             except (requests.ConnectionError, KeyError, TypeError):
                 pass
@@ -76,6 +76,15 @@ def dagster_dev(deploy, tmp_path: Path) -> Iterator[Dev]:
     deployment = deploy(users=150, events_per_day=40)
     with running_dg_dev(tmp_path) as (url, log):
         yield Dev(url, deployment, log)
+
+
+LOCATIONS = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
+
+
+def _all_locations_loaded(url: str) -> bool:
+    """Both code locations of workspace.yaml (the loads, the marts) loaded, not just the first."""
+    entries = gql(url, LOCATIONS)["workspaceOrError"]["locationEntries"]
+    return len(entries) == 2 and all(e["loadStatus"] == "LOADED" for e in entries)
 
 
 def gql(url: str, query: str, **variables: object) -> dict:

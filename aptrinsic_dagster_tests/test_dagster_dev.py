@@ -13,8 +13,16 @@ from .helpers import API_KEY, DAY_MS, ms, query, row_count
 PARTITIONS = [f"2026-03-{day:02d}" for day in range(5, 12)]
 
 
+MATERIALIZED = """query($path: [String!]!) { assetOrError(assetKey: {path: $path}) {
+  ... on Asset { assetMaterializations(limit: 200) { partition runId } } } }"""
+RUNS = "{ runsOrError { ... on Runs { results { runId status } } } }"
+
+
 @pytest.mark.slow
-def test_dagster_dev_shows_lineage_and_runs_concurrent_partitions(dagster_dev: Dev):
+# The loads (up to 420 s), then the first mart run the daemon starts (a dbt build, about 2 min on this
+# 2-core machine at load average 19).
+@pytest.mark.timeout(1200)
+def test_dagster_dev_shows_lineage_and_runs_concurrent_partitions_and_the_marts_follow(dagster_dev: Dev):
     url, deployment = dagster_dev.url, dagster_dev.deployment
     started = dagster_dev.log.read_text()
     assert "Serving dagster-webserver" in started
@@ -55,6 +63,18 @@ def test_dagster_dev_shows_lineage_and_runs_concurrent_partitions(dagster_dev: D
     expected = deployment.sandbox.count("/v1/events/session", start, end)
     assert row_count(deployment.duckdb_path, "events_session") == expected
     assert row_count(deployment.duckdb_path, "users") == 150
+
+    # The marts are the other code location: the daemon's automation sensor sees the loads' partitions
+    # and their passing blocking checks across locations and builds the marts, with no launch from here.
+    def built_by_the_daemon() -> set[str]:
+        found = gql(url, MATERIALIZED, path=["aptrinsic_marts", "active_users_daily"])["assetOrError"]
+        runs = {m["runId"] for m in found.get("assetMaterializations", []) if m["partition"] in PARTITIONS}
+        return {r for r in runs - set(run_ids) if gql(url, STATUS, id=r)["runOrError"]["status"] == "SUCCESS"}
+
+    _wait(built_by_the_daemon, 420, "no mart partition of the loaded days was built by the automation sensor")
+    statuses = {r["status"] for r in gql(url, RUNS)["runsOrError"]["results"]}
+    assert "FAILURE" not in statuses, statuses  # the marts' runs so far passed their dbt tests
+
     # Compute logs, run storage and event logs of all runs: no trace of the key.
     stored = (p.read_bytes() for p in (deployment.duckdb_path.parent / "dagster_home").rglob("*") if p.is_file())
     assert not any(API_KEY.encode() in blob for blob in stored)

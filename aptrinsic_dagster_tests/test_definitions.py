@@ -37,6 +37,7 @@ SNAPSHOTS = [
 ]
 DAILY_MARTS = ["account_usage_daily", "active_users_daily", "feature_adoption_daily", "nps_daily"]
 MARTS = [*DAILY_MARTS, "account_health", "retention_weekly"]
+MARTS_KEY = dg.AssetKey(["aptrinsic_marts", "retention_weekly"])
 # Lineage from the API tables to the marts, as the dbt sources declare it.
 MART_PARENTS = {
     "active_users_daily": ["events_session", "users"],
@@ -60,8 +61,8 @@ def test_dagster_definitions_validate_passes():
     assert "All code locations passed validation" in result.stderr + result.stdout
 
 
-def test_one_asset_per_table_and_per_mart_with_lineage_from_the_api_tables(defs: dg.Definitions):
-    graph = defs.resolve_asset_graph()
+def test_one_asset_per_table_and_per_mart_with_lineage_from_the_api_tables(workspace_defs: dg.Definitions):
+    graph = workspace_defs.resolve_asset_graph()
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {
         *(f"aptrinsic/{t}" for t in EVENTS + SNAPSHOTS),
         *(f"aptrinsic_marts/{m}" for m in MARTS),
@@ -75,8 +76,8 @@ def test_one_asset_per_table_and_per_mart_with_lineage_from_the_api_tables(defs:
     }
 
 
-def test_marts_groups_partitions_automation_and_pool(defs: dg.Definitions):
-    graph = defs.resolve_asset_graph()
+def test_marts_groups_partitions_automation_and_pool(workspace_defs: dg.Definitions):
+    graph = workspace_defs.resolve_asset_graph()
     for mart in MARTS:
         node = graph.get(dg.AssetKey(["aptrinsic_marts", mart]))
         assert node.group_name == "aptrinsic_marts"
@@ -94,7 +95,7 @@ def test_marts_groups_partitions_automation_and_pool(defs: dg.Definitions):
         dg.AssetKey(["aptrinsic_marts", "active_users_daily"]), dg.AssetKey(["aptrinsic", "events_session"])
     )
     assert isinstance(mapping, dg.TimeWindowPartitionMapping) and mapping.start_offset == -29
-    sensor = defs.get_repository_def().get_sensor_def("aptrinsic_marts_automation")
+    sensor = workspace_defs.get_repository_def().get_sensor_def("aptrinsic_marts_automation")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     mart_checks = {k for k in graph.asset_check_keys if k.asset_key.path[0] == "aptrinsic_marts"}
     assert len(mart_checks) == 28
@@ -131,16 +132,14 @@ def test_four_checks_per_table_and_reconciliation_blocks(defs: dg.Definitions):
     assert blocking == {"rows_match_api"}
 
 
-def test_jobs_and_schedules(defs: dg.Definitions):
+def test_jobs_and_schedules_of_each_code_location(defs: dg.Definitions, marts_defs: dg.Definitions):
     assert {j.name for j in defs.jobs} == {
         "aptrinsic_daily_events",
         "aptrinsic_snapshots",
         "aptrinsic_still_matches_api",
-        "aptrinsic_marts",
     }
     assert {s.name for s in defs.sensors} == {
         "aptrinsic_event_drift",
-        "aptrinsic_marts_automation",
         "aptrinsic_freshness_checks",
         "aptrinsic_run_failure_alert",
         "aptrinsic_check_failure_alert",
@@ -150,7 +149,11 @@ def test_jobs_and_schedules(defs: dg.Definitions):
     assert {k.path[-1] for k in events_job.asset_layer.selected_asset_keys} == set(EVENTS)
     snapshots_job = defs.resolve_job_def("aptrinsic_snapshots")
     assert {k.path[-1] for k in snapshots_job.asset_layer.selected_asset_keys} == set(SNAPSHOTS)
-    marts_job = defs.resolve_job_def("aptrinsic_marts")
+    # The marts' location: the dbt assets, their automation sensor and job, nothing of the loads.
+    assert {j.name for j in marts_defs.jobs} == {"aptrinsic_marts"}
+    assert {s.name for s in marts_defs.sensors} == {"aptrinsic_marts_automation"}
+    assert {k.path[0] for k in marts_defs.resolve_asset_graph().materializable_asset_keys} == {"aptrinsic_marts"}
+    marts_job = marts_defs.resolve_job_def("aptrinsic_marts")
     assert {k.path[-1] for k in marts_job.asset_layer.selected_asset_keys} == set(MARTS)
 
 
@@ -165,9 +168,14 @@ def test_the_daily_schedule_asks_for_yesterday_shortly_after_midnight_utc(defs: 
     assert snapshots.cron_schedule == "45 0 * * *" and snapshots.default_status == dg.DefaultScheduleStatus.RUNNING
 
 
-def test_importing_definitions_touches_no_network_and_no_duckdb(tmp_path: Path):
-    # A fresh interpreter with no key, an unreachable API and a DuckDB path that must not appear.
-    code = "import aptrinsic_dagster.definitions as d; d.defs(); print('ok')"
+def test_loading_either_location_touches_no_network_and_no_duckdb_and_the_loads_never_import_dbt(tmp_path: Path):
+    # A fresh interpreter with no key, an unreachable API and a DuckDB path that must not appear. The
+    # loads' location (every daily load's run loads it) must not pay for dbt: dbt-core is the heaviest import.
+    code = (
+        "import sys, aptrinsic_dagster.definitions as d; d.defs(); "
+        "print(sorted({m.split('.')[0] for m in sys.modules if m.split('.')[0] in ('dbt', 'dagster_dbt')})); "
+        "import aptrinsic_dagster.marts_definitions as m; m.defs(); print('ok')"
+    )
     env = {
         "PATH": "/usr/bin:/bin",
         "APTRINSIC_BASE_URL": "http://127.0.0.1:9/v1",
@@ -175,7 +183,7 @@ def test_importing_definitions_touches_no_network_and_no_duckdb(tmp_path: Path):
         "HOME": str(tmp_path),
     }
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
-    assert result.stdout.strip() == "ok", result.stderr[-2000:]
+    assert result.stdout.split() == ["[]", "ok"], result.stderr[-2000:]
     assert not (tmp_path / "never.duckdb").exists()
 
 
@@ -187,3 +195,26 @@ def test_the_drift_sensor_is_on_and_hourly_and_the_recount_runs_on_demand_only(d
     recount = defs.resolve_job_def("aptrinsic_still_matches_api").asset_layer.asset_graph.asset_check_keys
     assert {k.name for k in loads} == {"rows_match_api", "no_duplicate_keys", "not_empty", "freshness_check"}
     assert {k.name for k in recount} == {"still_matches_api"} and len(recount) == len(EVENTS)
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"APTRINSIC_DESTINATION": "postgres"}, "DESTINATION__POSTGRES__CREDENTIALS"),
+        ({"APTRINSIC_DESTINATION": "bigquery"}, "bigquery (APTRINSIC_DESTINATION)"),
+    ],
+)
+def test_the_marts_on_a_warehouse_dbt_cannot_reach_fail_before_dbt_starts_naming_the_setting(
+    marts_defs: dg.Definitions, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str], named: str
+):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)  # no .dlt/secrets.toml of the developer's
+    job = marts_defs.resolve_job_def("aptrinsic_marts")
+    result = job.execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, asset_selection=[MARTS_KEY]
+    )
+    assert not result.success
+    failures = " ".join(str(e.event_specific_data) for e in result.all_events if e.is_failure)
+    assert named in failures
+    assert not any(e.event_type_value == "ASSET_MATERIALIZATION" for e in result.all_events)

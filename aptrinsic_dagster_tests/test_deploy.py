@@ -73,8 +73,15 @@ def test_the_production_instance_runs_on_postgres_and_no_table_holds_the_key(
 
 def test_helm_values_name_the_k8s_run_launcher_the_secret_and_an_external_postgres():
     values = yaml.safe_load((ROOT / "deploy" / "helm-values.yaml").read_text())
-    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    deployments = values["dagster-user-deployments"]["deployments"]
+    # One user deployment per code location of workspace.yaml (the loads, the marts), same module each.
+    local = yaml.safe_load((ROOT / "workspace.yaml").read_text())["load_from"]
+    modules = [d["dagsterApiGrpcArgs"] for d in deployments]
+    assert modules == [["-m", entry["python_module"]["module_name"]] for entry in local]
+    served = yaml.safe_load((ROOT / "deploy" / "workspace.yaml").read_text())["load_from"]
+    assert [e["grpc_server"]["location_name"] for e in served] == [e["python_module"]["location_name"] for e in local]
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
-    assert deployment["envSecrets"] == values["runLauncher"]["config"]["k8sRunLauncher"]["envSecrets"]
+    for deployment in deployments:
+        assert deployment["envSecrets"] == values["runLauncher"]["config"]["k8sRunLauncher"]["envSecrets"]
     assert values["postgresql"]["enabled"] is False
     assert API_KEY not in (ROOT / "deploy" / "helm-values.yaml").read_text()

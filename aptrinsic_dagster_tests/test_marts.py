@@ -17,18 +17,22 @@ view without a score, and a CES answer); 03-31 only detractors (0, 6).
 """
 
 import datetime as dt
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 import duckdb
+import psycopg2
 import pytest
 
-from aptrinsic_dagster.marts import build_marts, dbt_project, dbt_resource
+from aptrinsic_dagster.marts import DBT_PROJECT_DIR, build_marts, dbt_project, dbt_resource
 from aptrinsic_dagster.partitions import daily_partitions
 from aptrinsic_dagster.resources import WarehouseResource
+from aptrinsic_sandbox.postgres import PostgresServer
 
-from .helpers import query
+from .helpers import Warehouse, files_holding, query
 
 # Each loads or builds for real (seconds to minutes): in `make test`, not `make test-fast`.
 pytestmark = pytest.mark.slow
@@ -106,65 +110,121 @@ USERS = [
 ACCOUNTS = [("a1", "Acme", "pro", "gold"), ("a2", "Globex", "free", None), ("a3", "Initech", "free", "silver")]
 
 
-def _load_fixture(path: Path) -> None:
-    with duckdb.connect(str(path)) as con:
-        con.execute(RAW_DDL)
-        for table, rows in [("events_session", SESSIONS), ("events_page_view", PAGE_VIEWS)]:
-            con.executemany(
-                f"INSERT INTO aptrinsic_data.{table} (event_id, identify_id, date, account_id) VALUES (?, ?, ?, ?)",
-                rows,
-            )
-        con.executemany(
-            "INSERT INTO aptrinsic_data.events_feature_match (event_id, identify_id, date, account_id, feature_id) "
-            "VALUES (?, ?, ?, ?, ?)",
-            FEATURE_MATCHES,
-        )
-        con.executemany(
-            "INSERT INTO aptrinsic_data.events_custom (event_id, identify_id, date, account_id, event_name) "
-            "VALUES (?, ?, ?, ?, ?)",
-            CUSTOM,
-        )
-        con.executemany(
-            "INSERT INTO aptrinsic_data.survey_responses "
-            "(event_id, identify_id, date, account_id, engagement_id, content_type, score) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            SURVEYS,
-        )
-        con.executemany(
-            "INSERT INTO aptrinsic_data.users (identify_id, account_id, first_visit_date) VALUES (?, ?, ?)", USERS
-        )
-        con.executemany(
-            "INSERT INTO aptrinsic_data.accounts (id, name, plan, custom_attributes__tier) VALUES (?, ?, ?, ?)",
-            ACCOUNTS,
-        )
-        con.execute(
-            "INSERT INTO aptrinsic_data.feature_flags (id, name, type, parent_feature_id) VALUES "
-            "('feat-reports', 'Reports', 'FEATURE', 'mod-analytics'), ('feat-export', 'Export', 'FEATURE', ''), "
-            "('mod-analytics', 'Analytics', 'MODULE', '')"
-        )
-        con.execute(
-            "INSERT INTO aptrinsic_data.engagements (id, name, type) VALUES "
-            "('eng-nps', 'Quarterly NPS', 'IN_APP_NPS_SURVEY'), ('eng-ces', 'Effort', 'IN_APP_CES_SURVEY')"
-        )
+def _execute(warehouse: Warehouse, sql: str, rows: list[tuple] | None = None) -> None:
+    """``sql`` (``%s`` placeholders) once, or once per row of ``rows``, on either warehouse."""
+    if warehouse.kind == "duckdb":
+        with duckdb.connect(str(warehouse.duckdb_path)) as con:
+            con.executemany(sql.replace("%s", "?"), rows) if rows else con.execute(sql)
+        return
+    con = psycopg2.connect(warehouse.url)
+    try:
+        with con, con.cursor() as cur:
+            cur.executemany(sql, rows) if rows else cur.execute(sql)
+    finally:
+        con.close()
 
 
-def _materialize(assets: list[dg.AssetsDefinition], path: Path, **kwargs) -> dg.ExecuteInProcessResult:
-    resources = {"dbt": dbt_resource(dbt_project()), "warehouse": WarehouseResource(duckdb_path=str(path))}
-    return dg.materialize(assets, resources=resources, instance=dg.DagsterInstance.ephemeral(), **kwargs)
+def _load_fixture(warehouse: Warehouse) -> None:
+    _execute(warehouse, RAW_DDL)
+    for table, rows in [("events_session", SESSIONS), ("events_page_view", PAGE_VIEWS)]:
+        sql = f"INSERT INTO aptrinsic_data.{table} (event_id, identify_id, date, account_id) VALUES (%s, %s, %s, %s)"
+        _execute(warehouse, sql, rows)
+    _execute(
+        warehouse,
+        "INSERT INTO aptrinsic_data.events_feature_match (event_id, identify_id, date, account_id, feature_id) "
+        "VALUES (%s, %s, %s, %s, %s)",
+        FEATURE_MATCHES,
+    )
+    _execute(
+        warehouse,
+        "INSERT INTO aptrinsic_data.events_custom (event_id, identify_id, date, account_id, event_name) "
+        "VALUES (%s, %s, %s, %s, %s)",
+        CUSTOM,
+    )
+    _execute(
+        warehouse,
+        "INSERT INTO aptrinsic_data.survey_responses "
+        "(event_id, identify_id, date, account_id, engagement_id, content_type, score) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        SURVEYS,
+    )
+    _execute(
+        warehouse,
+        "INSERT INTO aptrinsic_data.users (identify_id, account_id, first_visit_date) VALUES (%s, %s, %s)",
+        USERS,
+    )
+    _execute(
+        warehouse,
+        "INSERT INTO aptrinsic_data.accounts (id, name, plan, custom_attributes__tier) VALUES (%s, %s, %s, %s)",
+        ACCOUNTS,
+    )
+    _execute(
+        warehouse,
+        "INSERT INTO aptrinsic_data.feature_flags (id, name, type, parent_feature_id) VALUES "
+        "('feat-reports', 'Reports', 'FEATURE', 'mod-analytics'), ('feat-export', 'Export', 'FEATURE', ''), "
+        "('mod-analytics', 'Analytics', 'MODULE', '')",
+    )
+    _execute(
+        warehouse,
+        "INSERT INTO aptrinsic_data.engagements (id, name, type) VALUES "
+        "('eng-nps', 'Quarterly NPS', 'IN_APP_NPS_SURVEY'), ('eng-ces', 'Effort', 'IN_APP_CES_SURVEY')",
+    )
 
 
-@pytest.fixture(scope="module")
-def fixture_marts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict]]:
-    """The fixture built once: March as one partition range (one dbt run), then the whole marts."""
+def _materialize(assets: list[dg.AssetsDefinition], warehouse: Warehouse, **kwargs) -> dg.ExecuteInProcessResult:
+    """A run as an operator sets it up: the warehouse named by APTRINSIC_* and dlt's credentials variable."""
+    resources = {"dbt": dbt_resource(dbt_project()), "warehouse": WarehouseResource()}
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in warehouse.env.items():
+            env.setenv(name, value)
+        return dg.materialize(assets, resources=resources, instance=dg.DagsterInstance.ephemeral(), **kwargs)
+
+
+@dataclass
+class Built:
+    warehouse: Warehouse
+    results: dict[str, dg.ExecuteInProcessResult]
+    postgres: PostgresServer | None
+
+    def query(self, sql: str) -> list[tuple]:
+        return self.warehouse.query(sql)
+
+    def copy(self, folder: Path) -> Warehouse:
+        """A warehouse of the test's own holding what this one holds."""
+        if self.postgres is None:
+            path = folder / "copy.duckdb"
+            path.write_bytes(self.warehouse.duckdb_path.read_bytes())
+            return Warehouse("duckdb", {"APTRINSIC_DUCKDB_PATH": str(path)}, path)
+        name = f"copy_{uuid.uuid4().hex[:12]}"
+        con = self.postgres.connect()
+        con.autocommit = True
+        try:
+            with con.cursor() as cur:
+                cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.warehouse.url.rsplit("/", 1)[-1]}"')
+        finally:
+            con.close()
+        url = self.postgres.url(name)
+        env = {"APTRINSIC_DESTINATION": "postgres", "DESTINATION__POSTGRES__CREDENTIALS": url}
+        return Warehouse("postgres", env, folder / "unused.duckdb", url)
+
+
+@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+def fixture_marts(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+    """The fixture built once per warehouse: March as one partition range (one dbt run), then the whole
+    marts. The same models and dbt tests run on DuckDB (dbt-duckdb) and Postgres (dbt-postgres)."""
     path = tmp_path_factory.mktemp("marts") / "fixture.duckdb"
-    _load_fixture(path)
+    server = None
+    if request.param == "duckdb":
+        warehouse = Warehouse("duckdb", {"APTRINSIC_DUCKDB_PATH": str(path)}, path)
+    else:
+        server = request.getfixturevalue("postgres_server")
+        url = server.create_database(f"marts_{uuid.uuid4().hex[:12]}")
+        env = {"APTRINSIC_DESTINATION": "postgres", "DESTINATION__POSTGRES__CREDENTIALS": url}
+        warehouse = Warehouse("postgres", env, path, url)
+    _load_fixture(warehouse)
     daily, full = build_marts(dbt_project(), daily_partitions())
-    results = {"daily": _materialize([daily], path, tags=MARCH), "full": _materialize([full], path)}
-    yield path, results
-
-
-def _rows(path: Path, sql: str) -> list[tuple]:
-    return query(path, sql)
+    results = {"daily": _materialize([daily], warehouse, tags=MARCH), "full": _materialize([full], warehouse)}
+    yield Built(warehouse, results, server)
 
 
 def _day(value: str) -> dt.date:
@@ -172,7 +232,7 @@ def _day(value: str) -> dt.date:
 
 
 def test_every_mart_builds_and_every_dbt_test_is_a_passing_asset_check(fixture_marts):
-    _, results = fixture_marts
+    results = fixture_marts.results
     for result in results.values():
         assert result.success
         evaluations = result.get_asset_check_evaluations()
@@ -188,14 +248,18 @@ def test_every_mart_builds_and_every_dbt_test_is_a_passing_asset_check(fixture_m
     }
     partitions = {m.partition for m in results["daily"].get_asset_materialization_events()}
     assert len(partitions) == 31 and min(partitions) == "2026-03-01" and max(partitions) == "2026-03-31"
+    if fixture_marts.postgres is not None:
+        # dlt's credentials reached dbt's process only: not its logs, the run's events, or a file.
+        password = fixture_marts.postgres.password
+        assert not any(password in str(e) for r in results.values() for e in r.all_events)
+        assert files_holding(password, [DBT_PROJECT_DIR]) == []
 
 
 def test_dau_wau_mau_around_the_window_edges_and_new_users(fixture_marts):
-    path, _ = fixture_marts
     rows = {
         r[0]: r[1:]
-        for r in _rows(
-            path, "SELECT day, dau, wau, mau, dau_over_mau, sessions, new_users FROM aptrinsic_marts.active_users_daily"
+        for r in fixture_marts.query(
+            "SELECT day, dau, wau, mau, dau_over_mau, sessions, new_users FROM aptrinsic_marts.active_users_daily"
         )
     }
     # Every day of the partition range, none after it (u1's session at 04-01 00:00 is the next day).
@@ -208,20 +272,18 @@ def test_dau_wau_mau_around_the_window_edges_and_new_users(fixture_marts):
 
 
 def test_account_usage_counts_every_event_once_and_skips_idle_accounts(fixture_marts):
-    path, _ = fixture_marts
-    rows = _rows(
-        path,
+    rows = fixture_marts.query(
         "SELECT account_id, active_users, sessions, page_views, feature_events, custom_events, distinct_features "
         "FROM aptrinsic_marts.account_usage_daily WHERE day = DATE '2026-03-31' ORDER BY account_id",
     )
     assert rows == [("(none)", 1, 1, 0, 1, 0, 1), ("a1", 1, 2, 2, 3, 1, 2)]
-    assert _rows(path, "SELECT count(*) FROM aptrinsic_marts.account_usage_daily WHERE account_id = 'a3'") == [(0,)]
+    assert fixture_marts.query("SELECT count(*) FROM aptrinsic_marts.account_usage_daily WHERE account_id = 'a3'") == [
+        (0,)
+    ]
 
 
 def test_feature_adoption_with_names_first_use_and_share_of_dau(fixture_marts):
-    path, _ = fixture_marts
-    rows = _rows(
-        path,
+    rows = fixture_marts.query(
         "SELECT day, feature_id, feature_name, feature_type, parent_feature_id, users, accounts, events, "
         "first_time_users, share_of_dau FROM aptrinsic_marts.feature_adoption_daily ORDER BY day, feature_id",
     )
@@ -234,9 +296,7 @@ def test_feature_adoption_with_names_first_use_and_share_of_dau(fixture_marts):
 
 
 def test_nps_counts_scored_nps_answers_only_and_a_detractor_only_day_is_minus_100(fixture_marts):
-    path, _ = fixture_marts
-    rows = _rows(
-        path,
+    rows = fixture_marts.query(
         "SELECT day, engagement_id, engagement_name, responses, promoters, passives, detractors, nps "
         "FROM aptrinsic_marts.nps_daily ORDER BY day",
     )
@@ -247,9 +307,7 @@ def test_nps_counts_scored_nps_answers_only_and_a_detractor_only_day_is_minus_10
 
 
 def test_weekly_retention_by_first_seen_cohort(fixture_marts):
-    path, _ = fixture_marts
-    rows = _rows(
-        path,
+    rows = fixture_marts.query(
         "SELECT cohort_week, week_number, cohort_size, retained_users, retention_rate "
         "FROM aptrinsic_marts.retention_weekly ORDER BY 1, 2",
     )
@@ -265,9 +323,7 @@ def test_weekly_retention_by_first_seen_cohort(fixture_marts):
 
 
 def test_account_health_including_an_account_with_no_activity(fixture_marts):
-    path, _ = fixture_marts
-    rows = _rows(
-        path,
+    rows = fixture_marts.query(
         "SELECT account_id, account_name, plan, custom_attributes__tier, as_of_day, active_users_7d, active_users_30d, "
         "active_days_30d, feature_breadth_30d, usage_trend, nps_90d, last_seen "
         "FROM aptrinsic_marts.account_health ORDER BY account_id",
@@ -290,28 +346,27 @@ def test_account_health_including_an_account_with_no_activity(fixture_marts):
 
 
 def test_a_partition_rebuilds_exactly_its_days(fixture_marts, tmp_path: Path):
-    source, _ = fixture_marts
-    path = tmp_path / "copy.duckdb"
-    path.write_bytes(source.read_bytes())
-    before = _rows(path, "SELECT * FROM aptrinsic_marts.active_users_daily WHERE day < DATE '2026-03-31' ORDER BY day")
+    warehouse = fixture_marts.copy(tmp_path)
+    before = warehouse.query(
+        "SELECT * FROM aptrinsic_marts.active_users_daily WHERE day < DATE '2026-03-31' ORDER BY day"
+    )
     # The API no longer has u3's account-less session and feature match of 03-31 (a drift repair).
-    with duckdb.connect(str(path)) as con:
-        con.execute("DELETE FROM aptrinsic_data.events_session WHERE event_id = 's8'")
-        con.execute("DELETE FROM aptrinsic_data.events_feature_match WHERE event_id = 'f4'")
+    _execute(warehouse, "DELETE FROM aptrinsic_data.events_session WHERE event_id = 's8'")
+    _execute(warehouse, "DELETE FROM aptrinsic_data.events_feature_match WHERE event_id = 'f4'")
     daily, _ = build_marts(dbt_project(), daily_partitions())
-    result = _materialize([daily], path, partition_key="2026-03-31")
+    result = _materialize([daily], warehouse, partition_key="2026-03-31")
     assert result.success and all(e.passed for e in result.get_asset_check_evaluations())
     # u3 leaves the day's DAU but stays in its WAU and MAU through the session of 03-25.
-    assert _rows(
-        path, "SELECT dau, wau, mau, sessions FROM aptrinsic_marts.active_users_daily WHERE day = DATE '2026-03-31'"
+    assert warehouse.query(
+        "SELECT dau, wau, mau, sessions FROM aptrinsic_marts.active_users_daily WHERE day = DATE '2026-03-31'"
     ) == [(1, 3, 4, 2)]
     assert (
-        _rows(path, "SELECT * FROM aptrinsic_marts.active_users_daily WHERE day < DATE '2026-03-31' ORDER BY day")
+        warehouse.query("SELECT * FROM aptrinsic_marts.active_users_daily WHERE day < DATE '2026-03-31' ORDER BY day")
         == before
     )
     # The account-less row of that day is gone, not left behind by a key-based merge.
-    assert _rows(
-        path, "SELECT account_id FROM aptrinsic_marts.account_usage_daily WHERE day = DATE '2026-03-31' ORDER BY 1"
+    assert warehouse.query(
+        "SELECT account_id FROM aptrinsic_marts.account_usage_daily WHERE day = DATE '2026-03-31' ORDER BY 1"
     ) == [("a1",)]
 
 
@@ -325,7 +380,10 @@ def _requested(result: dg.EvaluateAutomationConditionsResult) -> dict[str, objec
     return requested
 
 
-def test_a_reloaded_event_partition_makes_the_marts_that_read_it_update_after_the_checks(defs: dg.Definitions):
+def test_a_reloaded_event_partition_makes_the_marts_that_read_it_update_after_the_checks(
+    workspace_defs: dg.Definitions,
+):
+    defs = workspace_defs
     instance = dg.DagsterInstance.ephemeral()
     marts = dg.AssetSelection.groups("aptrinsic_marts")
     raw = [k for k in defs.resolve_asset_graph().get_all_asset_keys() if k.path[0] == "aptrinsic"]
@@ -356,7 +414,8 @@ def test_a_reloaded_event_partition_makes_the_marts_that_read_it_update_after_th
     assert _requested(tick(result.cursor)) == {}  # handled: no second request
 
 
-def test_a_failed_blocking_check_holds_the_marts_back_until_it_passes(defs: dg.Definitions):
+def test_a_failed_blocking_check_holds_the_marts_back_until_it_passes(workspace_defs: dg.Definitions):
+    defs = workspace_defs
     instance = dg.DagsterInstance.ephemeral()
     marts = dg.AssetSelection.groups("aptrinsic_marts")
     raw = [k for k in defs.resolve_asset_graph().get_all_asset_keys() if k.path[0] == "aptrinsic"]
@@ -386,7 +445,7 @@ def test_a_failed_blocking_check_holds_the_marts_back_until_it_passes(defs: dg.D
     assert _requested(tick(result.cursor)) == {"nps_daily": ["2026-03-10"], "account_health": "whole"}
 
 
-def test_sandbox_to_marts_end_to_end_through_the_jobs(defs: dg.Definitions, deploy):
+def test_sandbox_to_marts_end_to_end_through_the_jobs(defs: dg.Definitions, marts_defs: dg.Definitions, deploy):
     deployment = deploy(users=300, accounts=20, events_per_day=200)
     range_tags = {
         "dagster/asset_partition_range_start": "2026-03-12",
@@ -397,11 +456,13 @@ def test_sandbox_to_marts_end_to_end_through_the_jobs(defs: dg.Definitions, depl
         defs.resolve_job_def("aptrinsic_daily_events").execute_in_process(
             instance=deployment.instance, tags=range_tags
         ),
-        defs.resolve_job_def("aptrinsic_marts").execute_in_process(instance=deployment.instance, tags=range_tags),
+        marts_defs.resolve_job_def("aptrinsic_marts").execute_in_process(instance=deployment.instance, tags=range_tags),
     ]
     assert all(r.success for r in results)
     dbt_checks = results[2].get_asset_check_evaluations()
-    assert len(dbt_checks) == len(defs.resolve_job_def("aptrinsic_marts").asset_layer.asset_graph.asset_check_keys)
+    assert len(dbt_checks) == len(
+        marts_defs.resolve_job_def("aptrinsic_marts").asset_layer.asset_graph.asset_check_keys
+    )
     assert len(dbt_checks) >= 28 and all(e.passed for e in dbt_checks)
     path = deployment.duckdb_path
     expected = query(

@@ -44,6 +44,7 @@ USERS = 120
 BUDGET = 40
 FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
 REPOSITORY = {"repositoryLocationName": "aptrinsic_dagster", "repositoryName": "__repository__"}
+MARTS_REPOSITORY = {"repositoryLocationName": "aptrinsic_marts", "repositoryName": "__repository__"}
 SENSORS = """query($s: RepositorySelector!) { repositoryOrError(repositorySelector: $s) {
   ... on Repository { sensors { id name } } } }"""
 STOP_SENSOR = """mutation($id: String!) { stopSensor(id: $id) { __typename
@@ -150,7 +151,7 @@ def production(postgres_server: PostgresServer, tmp_path_factory: pytest.TempPat
     instance_settings = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())
     instance_settings["run_monitoring"]["start_timeout_seconds"] = 900
     (home / "dagster.yaml").write_text(yaml.safe_dump(instance_settings))
-    code_port, web_port = free_port(), free_port()
+    code_port, marts_port, web_port = free_port(), free_port(), free_port()
     env = {
         "DAGSTER_HOME": str(home),
         "DAGSTER_PG_HOST": "127.0.0.1",
@@ -160,6 +161,8 @@ def production(postgres_server: PostgresServer, tmp_path_factory: pytest.TempPat
         "DAGSTER_PG_PASSWORD": postgres_server.password,
         "AP_CODE_HOST": "127.0.0.1",
         "AP_CODE_PORT": str(code_port),
+        "AP_MARTS_HOST": "127.0.0.1",
+        "AP_MARTS_PORT": str(marts_port),
         "APTRINSIC_API_KEY": API_KEY,
         "APTRINSIC_BASE_URL": sandbox.base_url,
         "APTRINSIC_DESTINATION": "postgres",
@@ -181,6 +184,8 @@ def production(postgres_server: PostgresServer, tmp_path_factory: pytest.TempPat
     commands = {
         "code-server": [str(bin_ / "dagster"), "code-server", "start", "-h", "127.0.0.1", "-p", str(code_port),
                         "-m", "aptrinsic_dagster.definitions"],
+        "marts-server": [str(bin_ / "dagster"), "code-server", "start", "-h", "127.0.0.1", "-p", str(marts_port),
+                         "-m", "aptrinsic_dagster.marts_definitions"],
         "webserver": [str(bin_ / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(web_port), "-w", workspace],
         "daemon": [str(bin_ / "dagster-daemon"), "run", "-w", workspace],
     }  # fmt: skip
@@ -203,19 +208,28 @@ def production(postgres_server: PostgresServer, tmp_path_factory: pytest.TempPat
 
     def loaded() -> bool:
         try:
-            return requests.get(deployment.url + "/server_info", timeout=2).ok and bool(
-                gql(deployment.url, ASSET_NODES)["assetNodes"]
+            return (
+                requests.get(deployment.url + "/server_info", timeout=2).ok
+                and bool(gql(deployment.url, ASSET_NODES)["assetNodes"])
+                and bool(gql(deployment.url, SENSORS, s=MARTS_REPOSITORY)["repositoryOrError"]["sensors"])
             )
         except (requests.RequestException, KeyError, TypeError):
             return False
 
     try:
         start("code-server")
+        start("marts-server")
         start("webserver")
-        _wait(loaded, 180, "the webserver never loaded the code location")
+        _wait(loaded, 180, "the webserver never loaded both code locations")
         # Only the runs launched here: the sensors (marts automation, freshness, drift, alerts; each
         # tested elsewhere) would launch runs of their own and compete for this 2-core machine.
-        for sensor in gql(deployment.url, SENSORS, s=REPOSITORY)["repositoryOrError"]["sensors"]:
+        sensors = [
+            sensor
+            for repository in (REPOSITORY, MARTS_REPOSITORY)
+            for sensor in gql(deployment.url, SENSORS, s=repository)["repositoryOrError"]["sensors"]
+        ]
+        assert sensors
+        for sensor in sensors:
             stopped = gql(deployment.url, STOP_SENSOR, id=sensor["id"])["stopSensor"]
             assert stopped["instigationState"]["status"] == "STOPPED", stopped
         start("daemon")
