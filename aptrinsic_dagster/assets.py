@@ -27,6 +27,7 @@ from .table_metadata import table_metadata
 # One warehouse writer at a time (pool POOL): DuckDB takes a file lock, and checks read the same file.
 EVENT_NAMES = [t.name for t in EVENT_TABLES]
 SNAPSHOT_NAMES = [t.name for t in SNAPSHOT_TABLES]
+DLT_PHASES = ("extract", "normalize", "load")
 
 
 class AptrinsicTranslator(DagsterDltTranslator):
@@ -84,6 +85,7 @@ def _load(
         with warehouse.pipeline(context.run_id, context.op_execution_context.op.name) as pipeline:
             # dagster-dlt yields its results once the whole load is done: count the rows then.
             results = list(dlt_resource.run(context=context, dlt_source=source, dlt_pipeline=pipeline))
+            context.log.info(_phases(pipeline))
             with pipeline.sql_client() as sql:
                 for result in results:
                     table, metadata = result.asset_key.path[-1], result.metadata or {}
@@ -102,6 +104,12 @@ def _load(
         # and the preferences pool would go on requesting. From here each of their requests fails.
         cancel_requests()
         raise
+
+
+def _phases(pipeline: dlt.Pipeline) -> str:
+    """Where the load's time went, for the run's log (and benchmarks/daily_cost.py, which reads it)."""
+    steps = {step.step: (step.finished_at - step.started_at).total_seconds() for step in pipeline.last_trace.steps}
+    return "dlt phases: " + ", ".join(f"{name} {steps[name]:.2f} s" for name in DLT_PHASES if name in steps)
 
 
 def _partition_windows(context: dg.AssetExecutionContext) -> list[tuple[str, tuple[Any, Any]]]:

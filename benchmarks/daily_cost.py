@@ -1,0 +1,276 @@
+"""The cost of the daily job, which every user pays every day: one daily partition of the event
+tables at scenario 1's scale, from launch to its checks done, broken down.
+
+Two launches, each against the same sandbox and a Dagster home of its own:
+- the CLI: ``dagster asset materialize --select group:aptrinsic_events --partition DAY``, one process;
+- the daemon: ``dg dev`` as ``make dev`` starts it, the ``aptrinsic_daily_events`` job launched over
+  GraphQL, as the schedule launches it (queued, dequeued, a run worker process started).
+
+Phases come from Dagster's event log (run and step events) and dlt's trace of the load (extract,
+normalize, load). The code location load (import + definitions) is measured apart, in fresh
+processes, for every code location workspace.yaml lists.
+
+    .venv/bin/python -m benchmarks.daily_cost [--scale 1.0] [--day 2026-02-28] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+import yaml
+
+from benchmarks.bench import KEY, spawn_sandbox
+
+ROOT = Path(__file__).resolve().parents[1]
+EVENTS_GROUP = "aptrinsic_events"
+DAILY_JOB = "aptrinsic_daily_events"
+PROBE = """
+import json, sys, time
+t0 = time.perf_counter()
+module = __import__(sys.argv[1], fromlist=["defs"])
+t1 = time.perf_counter()
+module.defs()
+t2 = time.perf_counter()
+print(json.dumps({"import": t1 - t0, "definitions": t2 - t1}))
+"""
+
+
+def code_locations() -> list[str]:
+    workspace = yaml.safe_load((ROOT / "workspace.yaml").read_text())
+    return [entry["python_module"]["module_name"] for entry in workspace["load_from"]]
+
+
+def _median_of(runs: int, command: list[str], env: dict) -> tuple[float, list[dict]]:
+    """Median wall time of ``command`` in fresh processes, and what each printed (JSON) if anything."""
+    walls, outputs = [], []
+    for _ in range(runs):
+        started = time.perf_counter()
+        out = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+        walls.append(time.perf_counter() - started)
+        if out.stdout.strip():
+            outputs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return statistics.median(walls), outputs
+
+
+def measure_locations(env: dict, runs: int) -> dict:
+    interpreter, _ = _median_of(runs, [sys.executable, "-c", "pass"], env)
+    result = {"python_start": interpreter}
+    for module in code_locations():
+        wall, outputs = _median_of(runs, [sys.executable, "-c", PROBE, module], env)
+        result[module] = {
+            "wall": wall,
+            "import": statistics.median(o["import"] for o in outputs),
+            "definitions": statistics.median(o["definitions"] for o in outputs),
+        }
+    return result
+
+
+def _environment(workdir: Path, base_url: str, name: str) -> dict:
+    home = workdir / name / "dagster_home"
+    home.mkdir(parents=True)
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    return {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "APTRINSIC_API_KEY": KEY,
+        "APTRINSIC_BASE_URL": base_url,
+        "APTRINSIC_DUCKDB_PATH": str(workdir / name / "aptrinsic.duckdb"),
+        "APTRINSIC_PIPELINES_DIR": str(workdir / name / "pipelines"),
+    }
+
+
+def _run_phases(env: dict, run_id: str | None = None) -> dict:
+    """Seconds between the run's events (Dagster's event log) and dlt's load phases (its trace)."""
+    probe = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run_phases", *([run_id] if run_id else [])],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if probe.returncode:
+        raise SystemExit(f"could not read the run's events:\n{probe.stderr[-3000:]}")
+    return json.loads(probe.stdout.strip().splitlines()[-1])
+
+
+def via_cli(workdir: Path, base_url: str, day: str) -> dict:
+    env = _environment(workdir, base_url, "cli")
+    module = code_locations()[0]
+    command = ["dagster", "asset", "materialize", "-m", module, "--select", f"group:{EVENTS_GROUP}", "--partition", day]
+    command[0] = str(Path(sys.executable).with_name("dagster"))
+    launched = time.time()
+    proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    ended = time.time()
+    if os.waitstatus_to_exitcode(status):
+        raise SystemExit(f"dagster asset materialize failed:\n{proc.stderr.read()[-4000:]}")
+    phases = _run_phases(env)
+    return {
+        "total": ended - launched,
+        "to_run_start": phases["run_start"] - launched,
+        "after_run_end": ended - phases["run_end"],
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+        **phases,
+    }
+
+
+def via_daemon(workdir: Path, base_url: str, day: str) -> dict:
+    from aptrinsic_sandbox.dev import dev_command, prepare_dagster_home
+    from aptrinsic_sandbox.postgres import free_port
+
+    env = _environment(workdir, base_url, "daemon")
+    home = prepare_dagster_home(Path(env["DAGSTER_HOME"]))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (workdir / "daemon" / "dg_dev.log").open("wb")
+    proc = subprocess.Popen(
+        dev_command(port), cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        _wait_for(url)
+        launched = time.time()
+        run_id = _launch(url, day)
+        while _status(url, run_id) not in {"SUCCESS", "FAILURE", "CANCELED"}:
+            time.sleep(0.2)
+        ended = time.time()
+        if _status(url, run_id) != "SUCCESS":
+            raise SystemExit(f"the daemon's run {run_id} did not succeed; see {log.name}")
+        phases = _run_phases(env, run_id)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+    return {"total": ended - launched, "to_run_start": phases["run_start"] - launched, **phases}
+
+
+def _gql(url: str, query: str, **variables: object) -> dict:
+    response = requests.post(url + "/graphql", json={"query": query, "variables": variables}, timeout=30)
+    response.raise_for_status()
+    return response.json()["data"]
+
+
+def _wait_for(url: str) -> None:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            if _gql(url, "{ assetNodes { id } }")["assetNodes"]:
+                return
+        except (requests.ConnectionError, requests.HTTPError, KeyError, TypeError):
+            pass
+        time.sleep(0.5)
+    raise SystemExit("dg dev did not come up within 180 s")
+
+
+def _launch(url: str, day: str) -> str:
+    repositories = (
+        "{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } jobs { name } } } } }"
+    )
+    nodes = _gql(url, repositories)["repositoriesOrError"]["nodes"]
+    repository = next(n for n in nodes if any(j["name"] == DAILY_JOB for j in n["jobs"]))
+    query = """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename
+      ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
+    params = {
+        "selector": {
+            "repositoryLocationName": repository["location"]["name"],
+            "repositoryName": repository["name"],
+            "jobName": DAILY_JOB,
+        },
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": day}]},
+    }
+    answer = _gql(url, query, p=params)["launchRun"]
+    if answer["__typename"] != "LaunchRunSuccess":
+        raise SystemExit(f"launchRun: {answer}")
+    return answer["run"]["runId"]
+
+
+def _status(url: str, run_id: str) -> str:
+    query = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
+    return _gql(url, query, id=run_id)["runOrError"]["status"]
+
+
+def _table(report: dict) -> str:
+    loc = report["code_locations"]
+    lines = [
+        f"daily job cost: one partition ({report['day']}, {report['rows']:,} event rows, scale {report['scale']})",
+        f"python start {loc['python_start']:.2f} s; code location load (median of {report['runs']} fresh processes):",
+    ]
+    for module, figures in loc.items():
+        if module != "python_start":
+            lines.append(
+                f"  {module:<40} import {figures['import']:.2f} s + definitions {figures['definitions']:.2f} s"
+                f" = {figures['import'] + figures['definitions']:.2f} s (process {figures['wall']:.2f} s)"
+            )
+    phases = ["to_run_start", "queued", "worker_start", "step_start", "extract", "normalize", "load", "metadata",
+              "checks", "run_end_after_checks", "after_run_end", "total"]  # fmt: skip
+    lines.append(f"{'phase, seconds':<34}{'dagster asset materialize':>27}{'daemon (dg dev)':>18}")
+    for phase in phases:
+        cli, daemon = report["cli"].get(phase), report["daemon"].get(phase)
+        if cli is None and daemon is None:
+            continue
+        show = lambda v: f"{v:.2f}" if v is not None else "-"  # noqa: E731
+        lines.append(f"{phase:<34}{show(cli):>27}{show(daemon):>18}")
+    lines.append(f"peak RSS of the CLI process: {report['cli']['peak_rss_mb']:.0f} MB")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="1.0: scenario 1's 1M events over 30 days")
+    parser.add_argument("--day", default="2026-02-28", help="the partition to load (the sandbox holds 30 days)")
+    parser.add_argument("--runs", type=int, default=5, help="fresh processes per code-location measurement")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    events = int(1_000_000 * args.scale)
+    per_day = max(1, round(events / (11 * 30)))
+    proc, base_url = spawn_sandbox("--users", "1000", "--events-per-day", str(per_day), "--days", "30")
+    try:
+        end = (dt.date.fromisoformat(args.day) + dt.timedelta(days=1)).isoformat()
+        rows = _sandbox_rows(base_url, args.day, end)
+        with tempfile.TemporaryDirectory(prefix="aptrinsic-daily-") as tmp:
+            report = {
+                "scale": args.scale,
+                "day": args.day,
+                "rows": rows,
+                "runs": args.runs,
+                "code_locations": measure_locations(_environment(Path(tmp), base_url, "probe"), args.runs),
+                "cli": via_cli(Path(tmp), base_url, args.day),
+                "daemon": via_daemon(Path(tmp), base_url, args.day),
+            }
+            for path in ("cli", "daemon"):
+                if report[path]["rows"] != rows:
+                    raise SystemExit(f"{path}: loaded {report[path]['rows']} rows, the sandbox holds {rows}")
+    finally:
+        proc.terminate()
+    print(_table(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+def _sandbox_rows(base_url: str, start: str, end: str) -> int:
+    from aptrinsic_dagster.sources.aptrinsic.settings import EVENT_TABLES
+
+    root = base_url.removesuffix("/v1")
+    return sum(
+        requests.get(
+            root + "/_sandbox/count", params={"endpoint": "/v1" + t.path, "start": start, "end": end}, timeout=30
+        ).json()["count"]
+        for t in EVENT_TABLES
+    )
+
+
+if __name__ == "__main__":
+    main()
