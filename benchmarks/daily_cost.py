@@ -8,7 +8,7 @@ Two launches, each against the same sandbox and a Dagster home of its own:
 
 Phases come from Dagster's event log (run and step events) and dlt's trace of the load (extract,
 normalize, load). The code location load (import + definitions) is measured apart, in fresh
-processes, for every code location workspace.yaml lists.
+processes, for each code location (benchmarks/load_time.py).
 
     .venv/bin/python -m benchmarks.daily_cost [--scale 1.0] [--day 2026-02-28] [--json out.json]
 """
@@ -29,52 +29,27 @@ import time
 from pathlib import Path
 
 import requests
-import yaml
 
+from benchmarks import load_time
 from benchmarks.bench import KEY, spawn_sandbox
+from benchmarks.load_time import LOCATIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS_GROUP = "aptrinsic_events"
 DAILY_JOB = "aptrinsic_daily_events"
-PROBE = """
-import json, sys, time
-t0 = time.perf_counter()
-module = __import__(sys.argv[1], fromlist=["defs"])
-t1 = time.perf_counter()
-module.defs()
-t2 = time.perf_counter()
-print(json.dumps({"import": t1 - t0, "definitions": t2 - t1}))
-"""
 
 
-def code_locations() -> list[str]:
-    workspace = yaml.safe_load((ROOT / "workspace.yaml").read_text())
-    return [entry["python_module"]["module_name"] for entry in workspace["load_from"]]
-
-
-def _median_of(runs: int, command: list[str], env: dict) -> tuple[float, list[dict]]:
-    """Median wall time of ``command`` in fresh processes, and what each printed (JSON) if anything."""
-    walls, outputs = [], []
+def measure_locations(runs: int) -> dict:
+    """Process start, then each code location's load (benchmarks/load_time.py), medians of ``runs``."""
+    walls = []
     for _ in range(runs):
         started = time.perf_counter()
-        out = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
         walls.append(time.perf_counter() - started)
-        if out.stdout.strip():
-            outputs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    return statistics.median(walls), outputs
-
-
-def measure_locations(env: dict, runs: int) -> dict:
-    interpreter, _ = _median_of(runs, [sys.executable, "-c", "pass"], env)
-    result = {"python_start": interpreter}
-    for module in code_locations():
-        wall, outputs = _median_of(runs, [sys.executable, "-c", PROBE, module], env)
-        result[module] = {
-            "wall": wall,
-            "import": statistics.median(o["import"] for o in outputs),
-            "definitions": statistics.median(o["definitions"] for o in outputs),
-        }
-    return result
+    return {
+        "python_start": statistics.median(walls),
+        **{name: load_time.measure(module, runs) for name, module in LOCATIONS.items()},
+    }
 
 
 def _environment(workdir: Path, base_url: str, name: str) -> dict:
@@ -107,15 +82,17 @@ def _run_phases(env: dict, run_id: str | None = None) -> dict:
 
 def via_cli(workdir: Path, base_url: str, day: str) -> dict:
     env = _environment(workdir, base_url, "cli")
-    module = code_locations()[0]
+    module = LOCATIONS["aptrinsic_dagster"]
     command = ["dagster", "asset", "materialize", "-m", module, "--select", f"group:{EVENTS_GROUP}", "--partition", day]
     command[0] = str(Path(sys.executable).with_name("dagster"))
-    launched = time.time()
-    proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    ended = time.time()
+    log = workdir / "cli" / "materialize.log"
+    with log.open("wb") as out:
+        launched = time.time()
+        proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        ended = time.time()
     if os.waitstatus_to_exitcode(status):
-        raise SystemExit(f"dagster asset materialize failed:\n{proc.stderr.read()[-4000:]}")
+        raise SystemExit(f"dagster asset materialize failed:\n{log.read_text()[-4000:]}")
     phases = _run_phases(env)
     return {
         "total": ended - launched,
@@ -208,11 +185,11 @@ def _table(report: dict) -> str:
         f"daily job cost: one partition ({report['day']}, {report['rows']:,} event rows, scale {report['scale']})",
         f"python start {loc['python_start']:.2f} s; code location load (median of {report['runs']} fresh processes):",
     ]
-    for module, figures in loc.items():
-        if module != "python_start":
+    for name, figures in loc.items():
+        if name != "python_start":
             lines.append(
-                f"  {module:<40} import {figures['import']:.2f} s + definitions {figures['definitions']:.2f} s"
-                f" = {figures['import'] + figures['definitions']:.2f} s (process {figures['wall']:.2f} s)"
+                f"  {name:<20} import {figures['import_wall']:.2f} s, with definitions"
+                f" {figures['total_wall']:.2f} s (CPU {figures['total_cpu']:.2f} s)"
             )
     phases = ["to_run_start", "queued", "worker_start", "step_start", "extract", "normalize", "load", "metadata",
               "checks", "run_end_after_checks", "after_run_end", "total"]  # fmt: skip
@@ -246,7 +223,7 @@ def main() -> None:
                 "day": args.day,
                 "rows": rows,
                 "runs": args.runs,
-                "code_locations": measure_locations(_environment(Path(tmp), base_url, "probe"), args.runs),
+                "code_locations": measure_locations(args.runs),
                 "cli": via_cli(Path(tmp), base_url, args.day),
                 "daemon": via_daemon(Path(tmp), base_url, args.day),
             }
