@@ -28,7 +28,9 @@ def failed_checks(instance: dg.DagsterInstance, run_id: str) -> list[dg.AssetChe
     evaluations = [
         r.event_log_entry.dagster_event.event_specific_data for r in records if r.event_log_entry.dagster_event
     ]
-    return [e for e in evaluations if isinstance(e, dg.AssetCheckEvaluation) and not e.passed]
+    failed = [e for e in evaluations if isinstance(e, dg.AssetCheckEvaluation) and not e.passed]
+    # In table order, not in the order parallel steps finished: the same failures read the same.
+    return sorted(failed, key=lambda e: (e.asset_key.to_user_string(), e.check_name))
 
 
 def _check_line(evaluation: dg.AssetCheckEvaluation) -> str:
