@@ -39,9 +39,11 @@ pytestmark = pytest.mark.slow
 
 DAYS = [END_DATE - dt.timedelta(days=n) for n in range(7, 0, -1)]  # 2026-03-08 .. 2026-03-14
 USERS = 120
-# Requests/s for all runs together (the resource's rate_limit, given in run config); the sandbox
-# answers 429 above it, so a project that overshoots its own budget shows up as 429s.
-BUDGET = 40
+# The subscription's requests/s (the sandbox answers 429 above it), and the runs' budget together
+# (the resource's rate_limit, in run config), below the cap as the shipped default is (150 of ~200/s):
+# requests spaced exactly by each run arrive with jitter. A project that overshoots shows up as 429s.
+API_CAP = 40
+BUDGET = 30
 FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
 REPOSITORY = {"repositoryLocationName": "aptrinsic_dagster", "repositoryName": "__repository__"}
 MARTS_REPOSITORY = {"repositoryLocationName": "aptrinsic_marts", "repositoryName": "__repository__"}
@@ -135,7 +137,7 @@ def production(postgres_server: PostgresServer, tmp_path_factory: pytest.TempPat
     sandbox = Sandbox(
         SandboxConfig(
             data=DataConfig(users=USERS, accounts=12, events_per_day=40, end_date=END_DATE),
-            faults=Faults(rate_cap=BUDGET),
+            faults=Faults(rate_cap=API_CAP),
             api_keys=(API_KEY,),
             now_ms=ms(END_DATE),
         )
@@ -305,9 +307,9 @@ def test_seven_partitions_and_the_snapshots_at_once_three_rounds_stay_exact_with
         stats = production.sandbox.stats.snapshot()
         print(
             f"round {round_}: 8 runs in {time.monotonic() - started:.0f} s, {stats['total_requests']} requests, "
-            f"peak {stats['peak_rps']}/s (budget {BUDGET}/s), statuses {stats['statuses']}"
+            f"peak {stats['peak_rps']}/s (budget {BUDGET}/s, cap {API_CAP}/s), statuses {stats['statuses']}"
         )
-        assert "429" not in stats["statuses"] and stats["peak_rps"] <= BUDGET, stats
+        assert "429" not in stats["statuses"] and stats["peak_rps"] <= API_CAP, stats
 
 
 @pytest.mark.timeout(1500)
