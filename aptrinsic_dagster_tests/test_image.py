@@ -61,18 +61,25 @@ def test_the_images_install_steps_give_an_environment_that_loads_the_code_locati
     python = app / ".venv" / "bin" / "python"
     assert subprocess.run([str(python), "-c", "import pytest"], capture_output=True).returncode != 0
     assert (app / "aptrinsic_dbt" / "target" / "manifest.json").exists(), "the manifest was parsed in the build"
+    # Both code locations run from this one image (deploy/helm-values.yaml: two user deployments).
     load = (
-        "import dlt; from aptrinsic_dagster.definitions import defs; d = defs(); "
-        "print(len(list(d.resolve_asset_graph().get_all_asset_keys())), sorted(j.name for j in d.jobs), "
-        "dlt.config.get('normalize.parquet_normalizer.add_dlt_load_id'))"
+        "import sys, dlt, importlib; d = importlib.import_module(sys.argv[1]).defs(); "
+        "g = d.resolve_asset_graph(); "
+        "print(len([k for k in g.get_all_asset_keys() if g.get(k).is_materializable]), "
+        "sorted(j.name for j in d.jobs), dlt.config.get('normalize.parquet_normalizer.add_dlt_load_id'))"
     )
     image_env = env | {
         "APTRINSIC_DESTINATION": "postgres",
         "APTRINSIC_PIPELINES_DIR": str(tmp_path / "pipelines"),
         "DAGSTER_HOME": str(tmp_path),
     }
-    done = subprocess.run([str(python), "-c", load], cwd=app, env=image_env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.split()[0] == "28", done.stdout
-    assert "'aptrinsic_daily_events'" in done.stdout and "'aptrinsic_snapshots'" in done.stdout, done.stdout
-    assert done.stdout.split()[-1] == "True", "dlt's settings (.dlt/config.toml) are in the image"
+    loaded = {}
+    for module in ("aptrinsic_dagster.definitions", "aptrinsic_dagster.marts_definitions"):
+        done = subprocess.run([str(python), "-c", load, module], cwd=app, env=image_env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+        loaded[module] = done.stdout
+    loads, marts = loaded.values()
+    assert loads.split()[0] == "22" and marts.split()[0] == "6", loaded
+    assert "'aptrinsic_daily_events'" in loads and "'aptrinsic_snapshots'" in loads, loads
+    assert "'aptrinsic_marts'" in marts, marts
+    assert loads.split()[-1] == "True", "dlt's settings (.dlt/config.toml) are in the image"
