@@ -104,11 +104,12 @@ def via_cli(workdir: Path, base_url: str, day: str) -> dict:
 
 
 def via_daemon(workdir: Path, base_url: str, day: str) -> dict:
-    from aptrinsic_sandbox.dev import dev_command, prepare_dagster_home
+    from aptrinsic_sandbox.dev import dev_command, dev_env, prepare_dagster_home
     from aptrinsic_sandbox.postgres import free_port
 
     env = _environment(workdir, base_url, "daemon")
     home = prepare_dagster_home(Path(env["DAGSTER_HOME"]))
+    env = dev_env(home, env)  # as `make dev` runs it: from the Dagster home, dlt's settings from the project
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = (workdir / "daemon" / "dg_dev.log").open("wb")
@@ -123,7 +124,9 @@ def via_daemon(workdir: Path, base_url: str, day: str) -> dict:
             time.sleep(0.2)
         ended = time.time()
         if _status(url, run_id) != "SUCCESS":
-            raise SystemExit(f"the daemon's run {run_id} did not succeed; see {log.name}")
+            log.flush()
+            tail = Path(log.name).read_text(errors="replace")[-4000:]
+            raise SystemExit(f"the daemon's run {run_id} did not succeed; the end of dg dev's output:\n{tail}")
         phases = _run_phases(env, run_id)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
