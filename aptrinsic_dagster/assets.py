@@ -28,6 +28,7 @@ from .table_metadata import table_metadata
 EVENT_NAMES = [t.name for t in EVENT_TABLES]
 SNAPSHOT_NAMES = [t.name for t in SNAPSHOT_TABLES]
 DLT_PHASES = ("extract", "normalize", "load")
+PHASES_LINE = "dlt phases: "  # the run-log line where a load says where its time went
 
 
 class AptrinsicTranslator(DagsterDltTranslator):
@@ -109,7 +110,7 @@ def _load(
 def _phases(pipeline: dlt.Pipeline) -> str:
     """Where the load's time went, for the run's log (and benchmarks/daily_cost.py, which reads it)."""
     steps = {step.step: (step.finished_at - step.started_at).total_seconds() for step in pipeline.last_trace.steps}
-    return "dlt phases: " + ", ".join(f"{name} {steps[name]:.2f} s" for name in DLT_PHASES if name in steps)
+    return PHASES_LINE + ", ".join(f"{name} {steps[name]:.2f} s" for name in DLT_PHASES if name in steps)
 
 
 def _partition_windows(context: dg.AssetExecutionContext) -> list[tuple[str, tuple[Any, Any]]]:

@@ -33,11 +33,7 @@ def test_the_production_instance_runs_on_postgres_and_no_table_holds_the_key(
     shutil.copyfile(ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
     env = {
         "DAGSTER_HOME": str(home),
-        "DAGSTER_PG_HOST": "127.0.0.1",
-        "DAGSTER_PG_PORT": str(postgres_server.port),
-        "DAGSTER_PG_DB": dagster_db,
-        "DAGSTER_PG_USER": "aptrinsic",
-        "DAGSTER_PG_PASSWORD": postgres_server.password,
+        **postgres_server.dagster_storage_env(dagster_db),
         "APTRINSIC_API_KEY": API_KEY,
         "APTRINSIC_BASE_URL": sandbox.base_url,
         "APTRINSIC_DESTINATION": "postgres",

@@ -156,11 +156,7 @@ def production(postgres_server: PostgresServer, tmp_path_factory: pytest.TempPat
     code_port, marts_port, web_port = free_port(), free_port(), free_port()
     env = {
         "DAGSTER_HOME": str(home),
-        "DAGSTER_PG_HOST": "127.0.0.1",
-        "DAGSTER_PG_PORT": str(postgres_server.port),
-        "DAGSTER_PG_DB": dagster_db,
-        "DAGSTER_PG_USER": "aptrinsic",
-        "DAGSTER_PG_PASSWORD": postgres_server.password,
+        **postgres_server.dagster_storage_env(dagster_db),
         "AP_CODE_HOST": "127.0.0.1",
         "AP_CODE_PORT": str(code_port),
         "AP_MARTS_HOST": "127.0.0.1",

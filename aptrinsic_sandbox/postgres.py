@@ -92,6 +92,16 @@ class PostgresServer:
             con.close()
         return self.url(name)
 
+    def dagster_storage_env(self, database: str) -> dict[str, str]:
+        """The variables deploy/dagster.yaml reads for Dagster's storage, pointing at ``database`` here."""
+        return {
+            "DAGSTER_PG_HOST": "127.0.0.1",
+            "DAGSTER_PG_PORT": str(self.port),
+            "DAGSTER_PG_DB": database,
+            "DAGSTER_PG_USER": USER,
+            "DAGSTER_PG_PASSWORD": self.password,
+        }
+
     def stop(self) -> None:
         self._pg("pg_ctl", "-D", str(self.folder / "data"), "-m", "immediate", "-w", "stop")
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -30,13 +30,14 @@ from pathlib import Path
 
 import requests
 
+from aptrinsic_dagster.jobs import daily_events_job
+from aptrinsic_dagster.names import EVENTS_GROUP
 from benchmarks import load_time
 from benchmarks.bench import KEY, spawn_sandbox
 from benchmarks.load_time import LOCATIONS
 
 ROOT = Path(__file__).resolve().parents[1]
-EVENTS_GROUP = "aptrinsic_events"
-DAILY_JOB = "aptrinsic_daily_events"
+DAILY_JOB = daily_events_job.name
 
 
 def measure_locations(runs: int) -> dict:

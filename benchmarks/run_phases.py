@@ -17,10 +17,9 @@ import dagster as dg
 import duckdb
 
 from aptrinsic_dagster import settings
+from aptrinsic_dagster.assets import PHASES_LINE
 from aptrinsic_dagster.sources.aptrinsic.pipeline import DATASET_NAME
 from aptrinsic_dagster.sources.aptrinsic.settings import EVENT_TABLES
-
-PHASES_LINE = "dlt phases: "  # assets._phases
 
 
 def main() -> None:
