@@ -53,6 +53,7 @@ from .settings import (
     Table,
     page_sizes_by_table,
 )
+from .subwindows import DEFAULT_MAX_IN_FLIGHT, ScrollPool
 from .windows import Window, date_filter, event_window, split_windows
 
 __all__ = [
@@ -85,6 +86,7 @@ def aptrinsic_source(
     preference_workers: int = DEFAULT_PREFERENCE_WORKERS,
     response_deadline: float = DEFAULT_RESPONSE_DEADLINE,
     max_run_seconds: float = DEFAULT_MAX_RUN_SECONDS,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
 ) -> Sequence[DltResource]:
     """Every Aptrinsic table, one dlt resource each (resource name = table name).
 
@@ -104,11 +106,15 @@ def aptrinsic_source(
         response_deadline: seconds one attempt may take, headers and body (dlt's ``request_timeout``
             bounds each socket read only); a miss is retried as a timeout.
         max_run_seconds: the load's budget; after it no request is sent and the load fails.
+        max_in_flight: event requests at once, over all tables: each API window is fetched as
+            sub-windows scrolled concurrently (subwindows.py), all under ``rate_limit``.
     """
     validate_api_key(api_key)
     if not 1 <= window_days <= MAX_WINDOW_DAYS:
         raise AptrinsicConfigError(f"window_days must be 1..{MAX_WINDOW_DAYS} (the API's limit), got {window_days}")
     sizes = page_sizes_by_table(page_size, page_sizes or {})
+    if max_in_flight < 1:
+        raise AptrinsicConfigError(f"max_in_flight must be at least 1, got {max_in_flight}")
     if response_deadline <= 0 or max_run_seconds <= 0:
         raise AptrinsicConfigError("response_deadline and max_run_seconds must be positive (seconds)")
     client = AptrinsicClient(
@@ -121,7 +127,8 @@ def aptrinsic_source(
     window = event_window(start, end)
     replace_days.whole_days(window)  # before any request
     windows = split_windows(*window, window_days)
-    resources = [_event_resource(client, t, sizes[t.name], windows) for t in EVENT_TABLES]
+    scrolls = ScrollPool(max_in_flight)
+    resources = [_event_resource(client, scrolls, t, sizes[t.name], windows) for t in EVENT_TABLES]
     resources += [_snapshot_resource(client, t, sizes[t.name]) for t in SNAPSHOT_TABLES]
     if preferences:
         resources.append(_preferences_resource(client, preferences_limit, preference_workers))
@@ -229,17 +236,21 @@ def _pages(
         yield records
 
 
-def _event_resource(client: AptrinsicClient, table: Table, page_size: int, windows: list[Window]) -> DltResource:
+def _event_resource(
+    client: AptrinsicClient, scrolls: ScrollPool, table: Table, page_size: int, windows: list[Window]
+) -> DltResource:
+    def fetch(window: Window, counts: ApiCounts) -> Iterator[list[dict]]:
+        return _pages(client, table, page_size, window, {"filter": date_filter(window), "sort": "date"}, counts)
+
     def events() -> Iterator[Any]:
         keeper = _type_keeper(table)
         for window in windows:
             yield replace_days.day_markers(replace_days.whole_days(window), column_name(table.primary_key))
-            counts = ApiCounts()
-            params = {"filter": date_filter(window), "sort": "date"}
-            for records in _pages(client, table, page_size, window, params, counts):
-                if records:
-                    yield replace_days.with_day(keeper.conform(to_arrow(records, table.json_fields)))
-            yield counts.row(table.name, *window)
+        for i, item in scrolls.pages(windows, page_size, fetch, lambda records: to_arrow(records, table.json_fields)):
+            if isinstance(item, ApiCounts):
+                yield item.row(table.name, *windows[i])
+            else:
+                yield replace_days.with_day(keeper.conform(item))
 
     return _resource(
         events,

@@ -1,0 +1,210 @@
+"""Sub-windows: an event table's API windows fetched as several scrolls at once.
+
+Scroll is sequential within one query, so a latency-bound load of a large window is as slow as its
+pages one after another. Each API window is split into consecutive half-open sub-windows of whole UTC
+days (no gap, no overlap), each its own scroll, all run on one pool of threads shared by every table
+of the load: at most ``max_in_flight`` requests at once, each under the load's rate cap.
+
+Boundaries: the first page of a scroll reports ``totalHits``, so it is the probe. A window that needs
+more than ``PAGES_PER_SCROLL`` pages is left after that page and split into ceil(pages /
+``PAGES_PER_SCROLL``) sub-windows of equal days (events assumed spread evenly); a sub-window that
+turns out to need more than twice that (events bunched in time) is split again the same way, down to
+one day. A split costs its one page; each sub-window's last page is short, half a page on average.
+
+dlt's own parallelism does not fit here: ``dlt.defer`` returns one item per call (a whole sub-window
+in memory), and a scroll's pages chain on ``scrollId``. Threads never wait on a slow consumer: a
+scroll whose table already holds ``BUFFERED_PAGES`` pages waits, parked, off the pool, so memory is
+bounded by the pool and the buffers, and no table can starve another.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import itertools
+import math
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from .api_counts import ApiCounts
+from .windows import Window
+
+PAGES_PER_SCROLL = 16  # chains of 16-32 pages; splitting wastes ~0.5 page per sub-window (~3%)
+BUFFERED_PAGES = 4  # pages of a table fetched and not yet taken by dlt before its scrolls park
+DEFAULT_MAX_IN_FLIGHT = 32  # requests at once: 200/s at 150 ms per request needs 30
+
+_NEXT = object()  # _continue: fetch the next page first
+
+Fetch = Callable[[Window, ApiCounts], Iterator[list[dict]]]
+
+
+def split_days(window: Window, parts: int) -> list[Window]:
+    """``window`` (whole UTC days) as up to ``parts`` consecutive half-open windows of whole days,
+    as equal as days allow."""
+    start, end = window
+    days = (end - start).days
+    parts = max(1, min(parts, days))
+    edges = [start + dt.timedelta(days=round(i * days / parts)) for i in range(parts + 1)]
+    return list(itertools.pairwise(edges))
+
+
+class ScrollPool:
+    """The threads that run the load's scrolls; created when a table first needs them and shut down
+    when the last table using them is done."""
+
+    def __init__(self, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT) -> None:
+        self.max_in_flight = max_in_flight
+        self._lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        self._users = 0
+
+    def _acquire(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="aptrinsic-scroll")
+            self._users += 1
+            return self._executor
+
+    def _release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0 and self._executor is not None:
+                # Running scrolls see their table stopped at their next page and end.
+                self._executor.shutdown(wait=False, cancel_futures=True)
+                self._executor = None
+
+    def pages(
+        self, windows: list[Window], page_size: int, fetch: Fetch, convert: Callable[[list[dict]], Any]
+    ) -> Iterator[tuple[int, Any]]:
+        """``(i, page)`` for each page of API window ``windows[i]``, converted, as pages arrive, and
+        once the window is done, ``(i, ApiCounts)``: what its sub-windows saw, summed."""
+        table = _Table(self._acquire(), windows, page_size, fetch, convert)
+        try:
+            yield from table.items()
+        finally:
+            table.stop()
+            self._release()
+
+
+class _Table:
+    """One table's scrolls: what they have fetched, what they still owe, and the first error."""
+
+    def __init__(
+        self,
+        executor: ThreadPoolExecutor,
+        windows: list[Window],
+        page_size: int,
+        fetch: Fetch,
+        convert: Callable[[list[dict]], Any],
+    ) -> None:
+        self._executor, self._page_size, self._fetch, self._convert = executor, page_size, fetch, convert
+        self._ready: queue.SimpleQueue[tuple[str, int, Any]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._buffered = 0
+        self._parked: list[Callable[[], None]] = []
+        self._stopped = False
+        self._owed = [1] * len(windows)  # scrolls still running per API window
+        self._counts = [ApiCounts() for _ in windows]
+        for i, window in enumerate(windows):
+            self._submit(lambda i=i, w=window: self._scroll(i, w, PAGES_PER_SCROLL))
+
+    def items(self) -> Iterator[tuple[int, Any]]:
+        open_windows = len(self._owed)
+        while open_windows:
+            kind, i, item = self._ready.get()
+            if kind == "error":
+                raise item
+            if kind == "counts":
+                open_windows -= 1
+            else:
+                with self._lock:
+                    self._buffered -= 1
+                    resume, self._parked = (self._parked, []) if self._buffered < BUFFERED_PAGES else ([], self._parked)
+                for task in resume:
+                    self._submit(task)
+            yield i, item
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            self._parked.clear()
+
+    def _submit(self, task: Callable[[], None]) -> None:
+        with contextlib.suppress(RuntimeError):  # the pool is shut down: the load is over
+            self._executor.submit(task)
+
+    def _scroll(self, i: int, window: Window, split_above: int) -> None:
+        if self._stopped:
+            return
+        counts = ApiCounts()
+        pages = self._fetch(window, counts)
+        try:
+            first = next(pages, None)
+            if first is not None and (window[1] - window[0]).days > 1:
+                needed = math.ceil((counts.total_hits or 0) / self._page_size)
+                if needed > split_above:
+                    pages.close()
+                    self._split(i, window, math.ceil(needed / PAGES_PER_SCROLL))
+                    return
+        except BaseException as exc:
+            pages.close()
+            self._fail(exc)
+            return
+        self._continue(i, pages, counts, first)
+
+    def _split(self, i: int, window: Window, parts: int) -> None:
+        windows = split_days(window, parts)
+        with self._lock:
+            self._owed[i] += len(windows) - 1
+        for part in windows:
+            self._submit(lambda part=part: self._scroll(i, part, 2 * PAGES_PER_SCROLL))
+
+    def _continue(self, i: int, pages: Iterator[list[dict]], counts: ApiCounts, records: Any = _NEXT) -> None:
+        """Hand pages over until the scroll ends, the table stops, or its buffer is full: then the
+        scroll parks, off the pool, until dlt has taken a page."""
+        try:
+            while True:
+                if records is _NEXT:
+                    if self._stopped:
+                        pages.close()
+                        return
+                    records = next(pages, None)
+                if records is None:
+                    break
+                if records:
+                    page = self._convert(records)
+                    with self._lock:
+                        if self._stopped:
+                            pages.close()
+                            return
+                        self._buffered += 1
+                        self._ready.put(("page", i, page))
+                        if self._buffered >= BUFFERED_PAGES:
+                            self._parked.append(lambda: self._continue(i, pages, counts))
+                            return
+                records = _NEXT
+            self._done(i, counts)
+        except BaseException as exc:
+            pages.close()
+            self._fail(exc)
+
+    def _done(self, i: int, counts: ApiCounts) -> None:
+        with self._lock:
+            total = self._counts[i]
+            total.total_hits = (total.total_hits or 0) + (counts.total_hits or 0)
+            total.records += counts.records
+            total.pages += counts.pages
+            total.duplicates += counts.duplicates
+            self._owed[i] -= 1
+            if self._owed[i] == 0:
+                self._ready.put(("counts", i, total))
+
+    def _fail(self, exc: BaseException) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        self._ready.put(("error", -1, exc))
