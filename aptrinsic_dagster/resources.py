@@ -37,6 +37,7 @@ from .sources.aptrinsic.pipeline import (
     warehouse_destination,
 )
 from .sources.aptrinsic.settings import DEFAULT_RATE_LIMIT, MAX_WINDOW_DAYS, REGIONS
+from .sources.aptrinsic.subwindows import DEFAULT_MAX_IN_FLIGHT
 
 DayKey = tuple[str, dt.date]  # (event table, UTC day)
 
@@ -76,6 +77,12 @@ class AptrinsicResource(dg.ConfigurableResource):
     max_run_seconds: float = Field(
         default=DEFAULT_MAX_RUN_SECONDS,
         description="Seconds one load may spend on the API; after it no request is sent and the step fails.",
+    )
+
+    max_in_flight: int = Field(
+        default=DEFAULT_MAX_IN_FLIGHT,
+        description="Event requests at once in one step: each API window is fetched as sub-windows scrolled "
+        "concurrently, all under the step's share of rate_limit.",
     )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
@@ -119,6 +126,7 @@ class AptrinsicResource(dg.ConfigurableResource):
             preferences_limit=self.preferences_limit,
             response_deadline=self.response_deadline,
             max_run_seconds=self.max_run_seconds,
+            max_in_flight=self.max_in_flight,
         )
         return source.with_resources(*tables) if tables else source
 

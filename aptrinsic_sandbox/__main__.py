@@ -46,6 +46,13 @@ def parser() -> argparse.ArgumentParser:
         default=DataConfig.events_per_day,
         help="events per day per event type (each day varies 75%%..125%% of it)",
     )
+    d.add_argument(
+        "--event-weight",
+        action="append",
+        default=[],
+        metavar="TYPE=W",
+        help="events per day of TYPE (custom, pageView, session, ...) times W: a skewed mix (repeatable)",
+    )
     d.add_argument("--days", type=int, default=DataConfig.days, help="days of events, ending at --end-date")
     d.add_argument(
         "--end-date",
@@ -175,6 +182,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         users=args.users,
         accounts=args.accounts,
         events_per_day=args.events_per_day,
+        event_weights={k: float(w) for k, w in (a.split("=", 1) for a in args.event_weight)},
         days=args.days,
         end_date=args.end_date,
         extra_custom_attribute=args.extra_custom_attribute,

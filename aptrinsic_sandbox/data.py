@@ -163,6 +163,8 @@ class DataConfig:
     engagements: int = 24
     articles: int = 15
     kcbots: int = 4
+    # Events per day of one type = events_per_day x its weight (default 1): a skewed mix.
+    event_weights: dict[str, float] = field(default_factory=dict)
     # Schema-drift knobs: a customAttributes key no earlier record had, and a number turned string.
     extra_custom_attribute: str | None = None
     seats_as_string: bool = False
@@ -221,7 +223,7 @@ class Dataset:
         """Events of one type on day index ``day`` (0 = first data day): 75%..125% of the knob."""
         if not 0 <= day < self.config.days:
             return 0
-        base = self.config.events_per_day
+        base = self.config.events_per_day * self.config.event_weights.get(event_type, 1.0)
         frac = self.h(_tag("count:" + event_type), day) % 1001 / 1000
         return int(base * (0.75 + 0.5 * frac))
 

@@ -122,7 +122,8 @@ class FaultInjector:
 
 
 class Stats:
-    """Requests per endpoint and status, peak requests in any one-second window, and a log."""
+    """Requests per endpoint and status, peak requests in any one-second window, peak requests in
+    flight (being answered at once, per endpoint and in all), and a log."""
 
     def __init__(self, log_size: int = 200_000) -> None:
         self._lock = threading.Lock()
@@ -135,16 +136,26 @@ class Stats:
             self.by_status: collections.Counter[int] = collections.Counter()
             self.records_served = 0
             self.peak_rps = 0
+            self._in_flight: collections.Counter[str] = collections.Counter()
+            self.peak_in_flight: collections.Counter[str] = collections.Counter()
             self._arrivals: collections.deque[float] = collections.deque()
             self.log: collections.deque[dict] = collections.deque(maxlen=self._log_size)
 
-    def arrival(self) -> None:
+    def arrival(self, path: str = "") -> None:
         with self._lock:
+            for key in ("", path) if path else ("",):
+                self._in_flight[key] += 1
+                self.peak_in_flight[key] = max(self.peak_in_flight[key], self._in_flight[key])
             now = time.monotonic()
             self._arrivals.append(now)
             while self._arrivals[0] <= now - 1.0:
                 self._arrivals.popleft()
             self.peak_rps = max(self.peak_rps, len(self._arrivals))
+
+    def departure(self, path: str = "") -> None:
+        with self._lock:
+            for key in ("", path) if path else ("",):
+                self._in_flight[key] -= 1
 
     def record(self, endpoint: str, status: int, query: dict[str, list[str]], records: int) -> None:
         with self._lock:
@@ -161,6 +172,8 @@ class Stats:
                 "total_requests": sum(self.by_endpoint.values()),
                 "records_served": self.records_served,
                 "peak_rps": self.peak_rps,
+                "peak_in_flight": self.peak_in_flight[""],
+                "peak_in_flight_by_endpoint": {k: v for k, v in self.peak_in_flight.items() if k},
             }
 
     def requests(self) -> list[dict]:

@@ -334,8 +334,14 @@ class _Handler(BaseHTTPRequestHandler):
         query = parse_qs(url.query, keep_blank_values=True)
         if url.path.startswith("/_sandbox/"):
             return self._control(url.path, query)
+        self.sandbox.stats.arrival(url.path)
+        try:
+            self._answer(url, query)
+        finally:
+            self.sandbox.stats.departure(url.path)
+
+    def _answer(self, url: Any, query: dict[str, list[str]]) -> None:
         sb = self.sandbox
-        sb.stats.arrival()
         delay = sb.injector.latency()
         if delay:
             time.sleep(delay)

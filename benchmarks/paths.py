@@ -1,7 +1,7 @@
 """The three load paths the benchmark compares, each run in a process of its own.
 
     python -m benchmarks.paths {raw,seed,project} --base-url URL --key KEY --workdir DIR
-        --start 2026-01-30 --end 2026-03-01 [--events-only]
+        --start 2026-01-30 --end 2026-03-01 [--events-only] [--page-size N]
 
 Prints one JSON line: wall seconds, rows loaded per table, peak RSS.
 """
@@ -16,12 +16,13 @@ import resource
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 import requests
 
-from aptrinsic_dagster.sources.aptrinsic.settings import EVENT_TABLES, SNAPSHOT_TABLES, Table
+from aptrinsic_dagster.sources.aptrinsic.settings import EVENT_TABLES, MAX_WINDOW_DAYS, SNAPSHOT_TABLES, Table
 
 HEADER = "X-APTRINSIC-API-KEY"
 
@@ -85,24 +86,41 @@ def run_seed(args: argparse.Namespace) -> dict[str, int]:
     import dlt
     from dlt.sources.rest_api import rest_api_source
 
+    pipeline = dlt.pipeline(
+        "seed_style",
+        destination=dlt.destinations.duckdb(str(Path(args.workdir) / "seed.duckdb")),
+        dataset_name="seed_data",
+        pipelines_dir=str(Path(args.workdir) / "seed_pipelines"),
+    )
+    # The API refuses windows over 190 days: a longer backfill is one run per window.
+    start, end = dt.date.fromisoformat(args.start), dt.date.fromisoformat(args.end)
+    while start < end:
+        stop = min(start + dt.timedelta(days=MAX_WINDOW_DAYS), end)
+        info = pipeline.run(_seed_source(args, rest_api_source, start.isoformat(), stop.isoformat()))
+        info.raise_on_failed_jobs()
+        start = stop
+    with duckdb.connect(str(Path(args.workdir) / "seed.duckdb"), read_only=True) as con:
+        return {t.name: _count(con, f"seed_data.{t.name}") for t in _tables(args.events_only)}
+
+
+def _seed_source(args: argparse.Namespace, rest_api_source: Any, start: str, end: str) -> Any:
     scroll = {"type": "cursor", "cursor_path": "scrollId", "cursor_param": "scrollId", "stop_after_empty_page": True}
     numbered = {"type": "page_number", "base_page": 0, "page_param": "pageNumber", "total_path": None}
-    window = f"date>={_ms(args.start)};date<{_ms(args.end)}"
+    window = f"date>={_ms(start)};date<{_ms(end)}"
     resources = []
     for table in _tables(args.events_only):
         endpoint: dict = {"path": table.path.lstrip("/"), "data_selector": table.record_key or "$"}
+        size = _page_size(args, table)
         if table.paging == "scroll":
-            endpoint.update(paginator=scroll, params={"pageSize": table.max_page_size})
+            endpoint.update(paginator=scroll, params={"pageSize": size})
         elif table.paging == "page":
-            endpoint.update(
-                paginator={**numbered, "stop_after_empty_page": True}, params={"pageSize": table.max_page_size}
-            )
+            endpoint.update(paginator={**numbered, "stop_after_empty_page": True}, params={"pageSize": size})
         else:
             endpoint["paginator"] = "single_page"
         if table.windowed:
             endpoint["params"] = {**endpoint["params"], "filter": window, "sort": "date"}
         resources.append({"name": table.name, "primary_key": table.primary_key, "endpoint": endpoint})
-    source = rest_api_source(
+    return rest_api_source(
         {
             "client": {
                 "base_url": args.base_url,
@@ -112,16 +130,10 @@ def run_seed(args: argparse.Namespace) -> dict[str, int]:
             "resources": resources,
         }
     )
-    pipeline = dlt.pipeline(
-        "seed_style",
-        destination=dlt.destinations.duckdb(str(Path(args.workdir) / "seed.duckdb")),
-        dataset_name="seed_data",
-        pipelines_dir=str(Path(args.workdir) / "seed_pipelines"),
-    )
-    info = pipeline.run(source)
-    info.raise_on_failed_jobs()
-    with duckdb.connect(str(Path(args.workdir) / "seed.duckdb"), read_only=True) as con:
-        return {t.name: _count(con, f"seed_data.{t.name}") for t in _tables(args.events_only)}
+
+
+def _page_size(args: argparse.Namespace, table: Table) -> int:
+    return min(args.page_size or table.max_page_size, table.max_page_size)
 
 
 # -- this project, through Dagster, as a user materializes it ------------------------------------
@@ -136,6 +148,7 @@ def run_project(args: argparse.Namespace) -> dict[str, int]:
         APTRINSIC_BASE_URL=args.base_url,
         APTRINSIC_DUCKDB_PATH=str(duckdb_path),
         APTRINSIC_PIPELINES_DIR=str(Path(args.workdir) / "project_pipelines"),
+        APTRINSIC_START_DATE=min(args.start, os.environ.get("APTRINSIC_START_DATE", args.start)),
     )
     from aptrinsic_dagster.definitions import defs
 
@@ -150,8 +163,9 @@ def run_project(args: argparse.Namespace) -> dict[str, int]:
             raise SystemExit("the project's snapshot run failed")
     last = (dt.date.fromisoformat(args.end) - dt.timedelta(days=1)).isoformat()
     tags = {"dagster/asset_partition_range_start": args.start, "dagster/asset_partition_range_end": last}
+    config = {"resources": {"aptrinsic": {"config": {"page_size": args.page_size}}}} if args.page_size else None
     result = definitions.resolve_job_def("aptrinsic_daily_events").execute_in_process(
-        instance=instance, tags=tags, raise_on_error=False
+        run_config=config, instance=instance, tags=tags, raise_on_error=False
     )
     # Freshness checks judge the calendar (the benchmark's days are not yesterday), not the load.
     failed = [e for e in result.get_asset_check_evaluations() if not e.passed and e.check_name != "freshness_check"]
@@ -181,6 +195,7 @@ def main() -> None:
     parser.add_argument("--start", required=True)
     parser.add_argument("--end", required=True)
     parser.add_argument("--events-only", action="store_true")
+    parser.add_argument("--page-size", type=int, help="event pages of this size (default: the maximum, 1000)")
     args = parser.parse_args()
     started = time.perf_counter()
     rows = PATHS[args.path](args)
