@@ -11,6 +11,7 @@ from aptrinsic_dagster.partitions import daily_partitions
 from aptrinsic_dagster.sources.aptrinsic import AptrinsicConfigError
 from aptrinsic_dagster.sources.aptrinsic.arrow import TypeKeeper
 from aptrinsic_dagster.sources.aptrinsic.settings import page_sizes_by_table
+from aptrinsic_dagster.sources.aptrinsic.subwindows import split_days
 from aptrinsic_dagster.sources.aptrinsic.windows import (
     date_filter,
     event_window,
@@ -103,3 +104,15 @@ def test_type_keeper_widens_integers_into_a_double_column():
     assert page.schema.field("ratio").type == pa.float64() and _column(page, "ratio") == [1.0, 2.0]
     flags = TypeKeeper({"flag": {"data_type": "text"}}).conform(pa.table({"flag": pa.array([True])}))
     assert _column(flags, "flag") == ["true"]
+
+
+@pytest.mark.parametrize(("days", "parts", "expected"), [(190, 12, 12), (10, 3, 3), (3, 8, 3), (1, 4, 1)])
+def test_sub_windows_are_whole_days_without_gap_or_overlap(days, parts, expected):
+    start = at(2025, 3, 1)
+    windows = split_days((start, start + dt.timedelta(days=days)), parts)
+    assert len(windows) == expected
+    assert windows[0][0] == start and windows[-1][1] == start + dt.timedelta(days=days)
+    assert all(a_end == b_start for (_, a_end), (b_start, _) in itertools.pairwise(windows))
+    assert all(a < b and (b - a) % dt.timedelta(days=1) == dt.timedelta(0) for a, b in windows)
+    sizes = [(b - a).days for a, b in windows]
+    assert max(sizes) - min(sizes) <= 1

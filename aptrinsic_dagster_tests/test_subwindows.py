@@ -1,0 +1,126 @@
+"""Event windows fetched as concurrent sub-window scrolls, against the sandbox over real HTTP."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import re
+import threading
+import time
+
+import pytest
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from aptrinsic_dagster.sources.aptrinsic import API_COUNTS_TABLE, AptrinsicDeadlineError, aptrinsic_source
+from aptrinsic_dagster.sources.aptrinsic.client import cancel_requests
+from aptrinsic_dagster.sources.aptrinsic.pipeline import load
+from aptrinsic_sandbox import Faults, Sandbox
+
+from .helpers import API_KEY, DAY_MS, END_DATE, SandboxFactory, cause, ms, query
+
+SESSION = "/v1/events/session"
+
+
+def source(sandbox: Sandbox, start: dt.date, **kwargs: object):
+    return aptrinsic_source(
+        start=start, end=END_DATE, api_key=API_KEY, base_url=sandbox.base_url, preferences=False, **kwargs
+    ).with_resources("events_session")
+
+
+def scroll_windows(sandbox: Sandbox, endpoint: str = SESSION) -> list[tuple[int, int]]:
+    """The window of every scroll the sandbox saw started (requests without a scrollId), in order sent."""
+    return [
+        tuple(int(n) for n in re.fullmatch(r"date>=(\d+);date<(\d+)", entry["query"]["filter"][0]).groups())
+        for entry in sandbox.stats.requests()
+        if entry["endpoint"] == endpoint and "scrollId" not in entry["query"]
+    ]
+
+
+def test_a_window_of_many_pages_loads_exactly_as_concurrent_sub_windows(
+    make_sandbox: SandboxFactory, pipeline, duckdb_path
+):
+    # 12 days of ~50 session events in pages of 10: about 60 pages, split in 4 at days 3, 6 and 9, each
+    # of which opens with an event at 00:00:00.000 (the sandbox puts one on every third day).
+    sandbox = make_sandbox(users=40, days=12, events_per_day=50, faults=Faults(latency_ms=40))
+    start = END_DATE - dt.timedelta(days=12)
+    load(pipeline, source(sandbox, start, page_size=10, max_in_flight=3))
+
+    probe, *parts = scroll_windows(sandbox)
+    assert probe == (ms(start), ms(END_DATE))  # the first page of the whole window tells its size
+    parts.sort()
+    assert len(parts) >= 3
+    assert parts[0][0] == ms(start) and parts[-1][1] == ms(END_DATE)
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(parts)), "no gap, no overlap"
+    assert all(b % DAY_MS == 0 for part in parts for b in part), "whole UTC days"
+
+    per_day = dict(query(duckdb_path, "SELECT _aptrinsic_day, count(*) FROM aptrinsic_data.events_session GROUP BY 1"))
+    for i in range(12):
+        day = start + dt.timedelta(days=i)
+        assert per_day.get(day, 0) == sandbox.count(SESSION, ms(day), ms(day) + DAY_MS), day
+    [(rows, distinct)] = query(
+        duckdb_path, "SELECT count(*), count(DISTINCT event_id) FROM aptrinsic_data.events_session"
+    )
+    assert rows == distinct == sandbox.count(SESSION, ms(start), ms(END_DATE))
+    # One fact row per API window, the sub-windows summed: what the checks reconcile against.
+    facts = query(
+        duckdb_path,
+        f"SELECT total_hits, records_fetched, pages_fetched, duplicates_skipped FROM aptrinsic_data.{API_COUNTS_TABLE} "
+        "WHERE table_name = 'events_session'",
+    )
+    pages = sandbox.stats.snapshot()["requests"][SESSION] - 1  # all but the first page of the whole window
+    assert facts == [(rows, rows, pages, 0)]
+
+    # A sub-window boundary at 00:00:00.000 with an event exactly there: it lands once, in the later one.
+    boundaries = [b for _, b in parts[:-1]]
+    at_boundary = query(
+        duckdb_path,
+        "SELECT count(*) FROM aptrinsic_data.events_session WHERE epoch_ms(date) IN "
+        f"({', '.join(map(str, boundaries))})",
+    )[0][0]
+    assert at_boundary == sum(sandbox.count(SESSION, b, b + 1) for b in boundaries) > 0
+
+    in_flight = sandbox.stats.snapshot()["peak_in_flight_by_endpoint"][SESSION]
+    assert 1 < in_flight <= 3, "sub-windows overlapped in time, never above max_in_flight"
+
+
+def test_a_cancelled_load_stops_every_sub_window_scroll(make_sandbox: SandboxFactory, pipeline):
+    sandbox = make_sandbox(users=40, days=12, events_per_day=40, faults=Faults(latency_ms=30))
+    start = END_DATE - dt.timedelta(days=12)
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            load(pipeline, source(sandbox, start, page_size=2, max_in_flight=4))
+        except BaseException as exc:  # handed to the test thread
+            failure.append(exc)
+
+    loader = threading.Thread(target=run)
+    loader.start()
+    while sandbox.stats.snapshot()["total_requests"] < 20 and loader.is_alive():
+        time.sleep(0.01)
+    cancel_requests()
+    at_cancel = sandbox.stats.snapshot()["total_requests"]
+    loader.join(timeout=120)
+    for thread in threading.enumerate():
+        if thread.name.startswith("aptrinsic-scroll"):
+            thread.join(timeout=60)
+    assert not loader.is_alive() and not [t for t in threading.enumerate() if t.name.startswith("aptrinsic-scroll")]
+
+    assert failure and isinstance(failure[0], PipelineStepFailed)
+    assert "cancelled" in str(cause(failure[0], AptrinsicDeadlineError))
+    sent = sandbox.stats.snapshot()["total_requests"]
+    # Only the requests already past the budget check when it was cancelled, at most one per thread.
+    assert sent - at_cancel <= 4
+    assert sent < sandbox.count(SESSION, ms(start), ms(END_DATE)) / 2 / 2, "well before the last of its pages"
+
+
+@pytest.mark.parametrize("cap", [20])
+def test_concurrent_sub_windows_stay_under_the_api_rate_cap(make_sandbox: SandboxFactory, pipeline, duckdb_path, cap):
+    sandbox = make_sandbox(users=40, days=12, events_per_day=30, faults=Faults(rate_cap=cap, latency_ms=20))
+    start = END_DATE - dt.timedelta(days=12)
+    load(pipeline, source(sandbox, start, page_size=10, rate_limit=cap * 0.75, max_in_flight=8))
+    stats = sandbox.stats.snapshot()
+    assert set(stats["statuses"]) == {"200"}, stats["statuses"]
+    assert stats["peak_rps"] <= cap and stats["peak_in_flight_by_endpoint"][SESSION] > 1
+    [(rows,)] = query(duckdb_path, "SELECT count(*) FROM aptrinsic_data.events_session")
+    assert rows == sandbox.count(SESSION, ms(start), ms(END_DATE))
