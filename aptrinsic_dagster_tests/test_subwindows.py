@@ -116,7 +116,7 @@ def test_a_cancelled_load_stops_every_sub_window_scroll(make_sandbox: SandboxFac
 
 @pytest.mark.parametrize("cap", [20])
 def test_concurrent_sub_windows_stay_under_the_api_rate_cap(make_sandbox: SandboxFactory, pipeline, duckdb_path, cap):
-    sandbox = make_sandbox(users=40, days=12, events_per_day=30, faults=Faults(rate_cap=cap, latency_ms=20))
+    sandbox = make_sandbox(users=40, days=12, events_per_day=30, faults=Faults(rate_cap=cap, latency_ms=150))
     start = END_DATE - dt.timedelta(days=12)
     load(pipeline, source(sandbox, start, page_size=10, rate_limit=cap * 0.75, max_in_flight=8))
     stats = sandbox.stats.snapshot()

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import dlt
+import pyarrow as pa
 from dlt.common.typing import TSecretStrValue
 from dlt.sources import DltResource
 from dlt.sources.helpers.rest_client.paginators import BasePaginator, SinglePagePaginator
@@ -135,6 +136,8 @@ def aptrinsic_source(
     return resources
 
 
+BATCH_ROWS = 1000  # an endpoint's largest page
+
 _KEY_SETTINGS = (
     "APTRINSIC_API_KEY (or api_key under [sources.aptrinsic] in .dlt/secrets.toml, or the variable dg.EnvVar names)"
 )
@@ -246,11 +249,19 @@ def _event_resource(
         keeper = _type_keeper(table)
         for window in windows:
             yield replace_days.day_markers(replace_days.whole_days(window), column_name(table.primary_key))
+        # dlt's cost per item (schema inference and merge) outweighs a small page's rows: pages of
+        # fewer than BATCH_ROWS records are handed over together.
+        batch: list[pa.Table] = []
         for i, item in scrolls.pages(windows, page_size, fetch, lambda records: to_arrow(records, table.json_fields)):
             if isinstance(item, ApiCounts):
                 yield item.row(table.name, *windows[i])
-            else:
-                yield replace_days.with_day(keeper.conform(item))
+                continue
+            batch.append(replace_days.with_day(keeper.conform(item)))
+            if sum(page.num_rows for page in batch) >= BATCH_ROWS:
+                yield pa.concat_tables(batch, promote_options="default")
+                batch = []
+        if batch:
+            yield pa.concat_tables(batch, promote_options="default")
 
     return _resource(
         events,

@@ -137,8 +137,12 @@ class _Table:
             self._executor.submit(task)
 
     def _scroll(self, i: int, window: Window, split_above: int) -> None:
-        if self._stopped:
-            return
+        with self._lock:
+            if self._stopped:
+                return
+            if self._buffered >= BUFFERED_PAGES:  # dlt is behind: start no scroll that would only park
+                self._parked.append(lambda: self._scroll(i, window, split_above))
+                return
         counts = ApiCounts()
         pages = self._fetch(window, counts)
         try:
@@ -176,6 +180,10 @@ class _Table:
                     break
                 if records:
                     page = self._convert(records)
+                    # The suspended scroll still refers to this page's records: emptied once
+                    # converted, a parked scroll holds little more than its body's bytes.
+                    for record in records:
+                        record.clear()
                     with self._lock:
                         if self._stopped:
                             pages.close()
