@@ -9,9 +9,10 @@ config, one resource after another, and by this project.
 Scenario 3 (a backfill at the rate cap): the same latency and cap, a 365-day backfill of a skewed mix
 (events_page_view holds 60% of the events) in pages of 50 records (the sandbox serves any pageSize
 from 1, so 10,000 pages need 500k events, not 10M), by the seed-style config (sequential), by this
-project, and the floor: the fewest pages (ceil(total / pageSize) per table and API window) / the cap.
-Pages are compared with that minimum and with one scroll per table and day (computed from the
-sandbox's per-day counts), and the project's run start is measured as the same run for one day.
+project (through Dagster, and its dlt source alone under plain dlt), and the floor: the fewest pages
+(ceil(total / pageSize) per table and API window) / the cap. Pages are compared with that minimum
+and with one scroll per table and day (computed from the sandbox's per-day counts); the project's
+run start is measured as the same run for one day.
 
     .venv/bin/python -m benchmarks.bench [--scale 1.0] [--latency-scale 0.25] [--json out.json]
         [--scenarios 1,2,3] [--backfill-days 365] [--backfill-pages 10000] [--no-sequential]
@@ -149,9 +150,7 @@ def _commit() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, default=1.0, help="1.0: 100k users, 10k accounts, 1M events")
     parser.add_argument("--latency-scale", type=float, default=0.25, help="scenario 2 events, as a share of 1M")
     parser.add_argument("--scenarios", default="1,2,3", help="which scenarios to run, e.g. 3 or 2,3 (default: all)")
@@ -219,6 +218,7 @@ def _backfill(args: argparse.Namespace, tmp: str, sequential: tuple[str, ...], l
         extra = ("--events-only", "--page-size", str(BACKFILL_PAGE_SIZE))
         paths = {name: _run_path(name, base_url, _fresh(tmp, "s3"), *extra, start=start) for name in sequential}
         paths["project"] = _run_path("project", base_url, _fresh(tmp, "s3"), *extra, start=start)
+        paths["source"] = _run_path("source", base_url, _fresh(tmp, "s3"), *extra, start=start)
         # The run start: the same run for the last day alone (11 requests, one per table).
         last = (dt.date.fromisoformat(END) - dt.timedelta(days=1)).isoformat()
         one_day = _run_path("project", base_url, _fresh(tmp, "s3-day"), *extra, start=last)
@@ -273,7 +273,8 @@ def _table(r: dict) -> str:
             *_latency_rows(paths, paths.get("seed", {}).get("wall")),
             f"{'floor (fewest / cap)':<24}{floor:>9.1f}{p['fewest']:>10,}{CAP:>12}",
             f"run start (the run for one day): {s3['run_start']:.1f} s; this project / (floor + run start): "
-            f"{paths['project']['wall'] / (floor + s3['run_start']):.2f}x",
+            f"{paths['project']['wall'] / (floor + s3['run_start']):.2f}x; its dlt source alone (plain dlt, no "
+            f"Dagster) / floor: {paths['source']['wall'] / floor:.2f}x",
         ]
     return "\n".join(lines)
 
@@ -283,7 +284,7 @@ def _latency_rows(paths: dict, sequential: float | None) -> list[str]:
         f"{'path':<24}{'wall s':>9}{'requests':>10}{'peak req/s':>12}{'429s':>6}{'in flight':>11}"
         f"{'peak RSS MB':>13}{'speed-up':>10}"
     ]
-    names = {"seed": "seed-style, sequential", "project": "this project"}
+    names = {"seed": "seed-style, sequential", "project": "this project", "source": "its dlt source alone"}
     for key, res in paths.items():
         speedup = f"{sequential / res['wall']:>9.1f}x" if sequential else f"{'':>10}"
         lines.append(

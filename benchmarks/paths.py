@@ -1,6 +1,6 @@
 """The three load paths the benchmark compares, each run in a process of its own.
 
-    python -m benchmarks.paths {raw,seed,project} --base-url URL --key KEY --workdir DIR
+    python -m benchmarks.paths {raw,seed,project,source} --base-url URL --key KEY --workdir DIR
         --start 2026-01-30 --end 2026-03-01 [--events-only] [--page-size N]
 
 Prints one JSON line: wall seconds, rows loaded per table, peak RSS.
@@ -176,6 +176,24 @@ def run_project(args: argparse.Namespace) -> dict[str, int]:
         return {t.name: _count(con, f"aptrinsic_data.{t.name}") for t in _tables(args.events_only)}
 
 
+# -- this project's dlt source alone, under plain dlt (no Dagster run around it) -----------------
+
+
+def run_source(args: argparse.Namespace) -> dict[str, int]:
+    from aptrinsic_dagster.sources.aptrinsic import aptrinsic_source
+    from aptrinsic_dagster.sources.aptrinsic.pipeline import load, make_pipeline, warehouse_destination
+
+    duckdb_path = Path(args.workdir) / "source.duckdb"
+    pipeline = make_pipeline(warehouse_destination(duckdb_path=duckdb_path), str(Path(args.workdir) / "source_dlt"))
+    tables = [t.name for t in _tables(args.events_only)]
+    source = aptrinsic_source(
+        start=args.start, end=args.end, api_key=args.key, base_url=args.base_url, page_size=args.page_size
+    )
+    load(pipeline, source.with_resources(*tables))
+    with duckdb.connect(str(duckdb_path), read_only=True) as con:
+        return {name: _count(con, f"aptrinsic_data.{name}") for name in tables}
+
+
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     try:
         return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
@@ -183,7 +201,7 @@ def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
         return 0
 
 
-PATHS = {"raw": run_raw, "seed": run_seed, "project": run_project}
+PATHS = {"raw": run_raw, "seed": run_seed, "project": run_project, "source": run_source}
 
 
 def main() -> None:
