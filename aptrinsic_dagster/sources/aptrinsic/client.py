@@ -496,6 +496,8 @@ class AptrinsicClient:
                 raise error  # outside the except block: no __context__ holding the original text
             if page is None:
                 return
+            # The suspended walk keeps its last response until the next page: its body is parsed.
+            page.response._content, page.response.parsed_body = b"", None  # type: ignore[attr-defined]
             if counts is not None:
                 counts.pages += 1
                 counts.records += len(page)

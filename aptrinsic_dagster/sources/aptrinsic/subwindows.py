@@ -33,7 +33,7 @@ from .api_counts import ApiCounts
 from .windows import Window
 
 PAGES_PER_SCROLL = 16  # chains of 16-32 pages; splitting wastes ~0.5 page per sub-window (~3%)
-BUFFERED_PAGES = 4  # pages of a table fetched and not yet taken by dlt before its scrolls park
+BUFFERED_PAGES = 2  # pages of a table fetched and not yet taken by dlt before its scrolls park
 DEFAULT_MAX_IN_FLIGHT = 32  # requests at once: 200/s at 150 ms per request needs 30
 
 _NEXT = object()  # _continue: fetch the next page first
