@@ -4,7 +4,6 @@ The source and pipeline handed to ``@dlt_assets`` only name the resources; the r
 window) and pipeline (paths) are built in the asset body from the resources, at run time.
 """
 
-import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
@@ -91,13 +90,10 @@ def _load(
                 for result in results:
                     table, metadata = result.asset_key.path[-1], result.metadata or {}
                     counts, per_partition = table_metadata(sql, table, metadata, partitions)
+                    # Each day's rows: also what the drift sensor compares the API with (day_counts.recorded).
                     for key, rows in per_partition.items():
                         context.add_asset_metadata(
-                            {"dagster/partition_row_count": rows}, asset_key=result.asset_key, partition_key=key
-                        )
-                    if per_partition:  # what the drift sensor compares the API with later
-                        day_counts.record(
-                            context, result.asset_key, {dt.date.fromisoformat(k): n for k, n in per_partition.items()}
+                            {day_counts.ROWS: rows}, asset_key=result.asset_key, partition_key=key
                         )
                     yield result._replace(metadata={**metadata, **counts, **extra})
     except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt):

@@ -1,8 +1,8 @@
 """Rows per event table and UTC day: recorded by each load, read back by the drift sensor.
 
-A load records, for every day of its window, the rows the table holds for that day once the load
-is done, as an ``AssetObservation`` on that day's partition (``aptrinsic/rows``). The sensor reads
-them from Dagster's own storage, so it never opens the warehouse a run may be writing.
+A load's materialization of each day's partition carries the rows the table holds for that day once
+the load is done (``dagster/partition_row_count``, assets.py). The sensor reads them from Dagster's
+own storage, so it never opens the warehouse a run may be writing.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import dagster as dg
 from .resources import DayKey
 from .sources.aptrinsic.replace_days import DAY_COLUMN
 
-ROWS = "aptrinsic/rows"
+ROWS = "dagster/partition_row_count"
 
 
 def warehouse_counts(sql: Any, table: str, days: Sequence[dt.date]) -> dict[dt.date, int]:
@@ -31,27 +31,25 @@ def warehouse_counts(sql: Any, table: str, days: Sequence[dt.date]) -> dict[dt.d
     return {day: found.get(day, 0) for day in days}
 
 
-def record(context: dg.AssetExecutionContext, key: dg.AssetKey, counts: dict[dt.date, int]) -> None:
-    for day, rows in counts.items():
-        context.log_event(dg.AssetObservation(asset_key=key, partition=day.isoformat(), metadata={ROWS: rows}))
-
-
 def recorded(instance: dg.DagsterInstance, keys: Iterable[dg.AssetKey], days: Sequence[dt.date]) -> dict[DayKey, int]:
-    """The latest recorded rows per table and day; a day never loaded is absent."""
+    """The rows each day's latest materialization recorded, per table; a day never loaded is absent."""
     partitions = [day.isoformat() for day in days]
     counts: dict[DayKey, int] = {}
     for key in keys:
         table = key.path[-1]
-        result = instance.fetch_observations(
+        result = instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=key, asset_partitions=partitions),
             limit=50 * len(partitions),
             ascending=False,
         )
+        seen: set[str] = set()
         for record_ in result.records:
-            observation = record_.asset_observation
-            value = observation.metadata.get(ROWS) if observation else None
-            if value is not None and observation.partition:
-                counts.setdefault((table, dt.date.fromisoformat(observation.partition)), int(value.value))
+            materialization = record_.asset_materialization
+            if not materialization or not materialization.partition or materialization.partition in seen:
+                continue
+            seen.add(materialization.partition)
+            if (value := materialization.metadata.get(ROWS)) is not None:
+                counts[(table, dt.date.fromisoformat(materialization.partition))] = int(value.value)
     return counts
 
 
