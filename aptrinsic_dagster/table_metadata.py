@@ -7,7 +7,8 @@ column schema whose columns carry the vendor contract's descriptions.
 - ``dagster/table_name``: ``<database>.<dataset>.<table>`` as the destination names it (dagster-dlt
   builds it from the dlt schema's name, which is not the database's).
 - ``dagster/column_schema``: dagster-dlt's, with each column's description from ``column_docs.py``
-  (dagster-dlt would list dlt's ``description`` hint as a constraint instead).
+  (dagster-dlt would list dlt's ``description`` hint as a constraint instead); assets.py puts it on a
+  range's last partition only.
 """
 
 from __future__ import annotations

@@ -73,13 +73,21 @@ def test_materializations_carry_row_counts_table_names_and_described_columns(def
         assert per_day == expected, table.name
         assert sum(per_day.values()) == row_count(path, table.name) > 0
 
-    # Columns: every field the contract describes carries that description, in Dagster's column
-    # schema and in dlt's stored schema; every loaded column has a description of some kind.
+    # Columns: on each asset's latest materialization (a range's last partition), which the catalog
+    # shows, every field the contract describes carries that description, in Dagster's column schema
+    # and in dlt's stored schema; every loaded column has a description of some kind.
+    latest = {
+        m.asset_key: deployment.instance.get_latest_materialization_event(m.asset_key).asset_materialization
+        for m in materializations
+    }
+    with_columns = {(m.asset_key, m.partition) for m in materializations if "dagster/column_schema" in m.metadata}
+    assert with_columns == {(key, m.partition) for key, m in latest.items()}
+    assert {m.partition for m in latest.values() if m.partition} == {DAYS[-1]}
     contract = load_contract()
     (stored,) = query(path, "SELECT schema FROM aptrinsic_data._dlt_version ORDER BY inserted_at DESC LIMIT 1")[0]
     dlt_tables = json.loads(stored)["tables"]
     documented_total = 0
-    for m in materializations:
+    for m in latest.values():
         table = m.asset_key.path[-1]
         columns = {c.name: c.description for c in m.metadata["dagster/column_schema"].value.columns}
         loaded = {c for (c,) in query(path, f"SELECT column_name FROM (DESCRIBE aptrinsic_data.{table})")}
