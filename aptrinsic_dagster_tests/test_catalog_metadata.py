@@ -86,7 +86,7 @@ def test_materializations_carry_row_counts_table_names_and_described_columns(def
     contract = load_contract()
     (stored,) = query(path, "SELECT schema FROM aptrinsic_data._dlt_version ORDER BY inserted_at DESC LIMIT 1")[0]
     dlt_tables = json.loads(stored)["tables"]
-    documented_total = 0
+    documented = set()
     for m in latest.values():
         table = m.asset_key.path[-1]
         columns = {c.name: c.description for c in m.metadata["dagster/column_schema"].value.columns}
@@ -95,8 +95,8 @@ def test_materializations_carry_row_counts_table_names_and_described_columns(def
         for field, text in _documented(contract, table).items():
             column = column_name(field)
             if column in loaded:
-                documented_total += 1
+                documented.add((table, column))
                 assert text in columns[column], (table, column)
                 assert text in dlt_tables[table]["columns"][column]["description"], (table, column)
         assert all(d for c, d in columns.items() if not c.startswith("_dlt")), table
-    assert documented_total >= 40  # the sandbox sends most documented fields
+    assert len(documented) >= 35  # the sandbox sends most documented fields, over all tables
