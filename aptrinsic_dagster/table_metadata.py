@@ -13,14 +13,15 @@ column schema whose columns carry the vendor contract's descriptions.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dagster as dg
 
+from .day_counts import warehouse_counts
 from .sources.aptrinsic import TABLES
 from .sources.aptrinsic.contract_docs import describe
-from .sources.aptrinsic.windows import Window
 
 COLUMN_SCHEMA = "dagster/column_schema"
 
@@ -36,14 +37,13 @@ def qualified_name(sql: Any, table: str) -> str:
     return ".".join([catalog, *path] if catalog and path[0] != catalog else path)
 
 
-def row_counts(sql: Any, table: str, partitions: Sequence[tuple[str, Window]]) -> tuple[int, dict[str, int]]:
-    """Rows in ``table``, and rows per partition (its window of ``date``), in one query."""
-    target = sql.make_qualified_table_name(table)
-    # One portable SUM(CASE ...) per partition: a backfill of months is one scan, not one per day.
-    sums = "".join(", sum(CASE WHEN date >= %s AND date < %s THEN 1 ELSE 0 END)" for _ in partitions)
-    args = [bound for _, window in partitions for bound in window]
-    total, *per_partition = sql.execute_sql(f"SELECT count(*){sums} FROM {target}", *args)[0]
-    return int(total), {key: int(n or 0) for (key, _), n in zip(partitions, per_partition, strict=True)}
+def row_counts(sql: Any, table: str, partition_keys: Sequence[str]) -> tuple[int, dict[str, int]]:
+    """Rows in ``table``, and rows per daily partition (its UTC day): one grouped query for a whole range."""
+    (total,) = sql.execute_sql(f"SELECT count(*) FROM {sql.make_qualified_table_name(table)}")[0]
+    if not partition_keys:
+        return int(total), {}
+    per_day = warehouse_counts(sql, table, [dt.date.fromisoformat(key) for key in partition_keys])
+    return int(total), {day.isoformat(): rows for day, rows in per_day.items()}
 
 
 def described(table: str, schema: dg.TableSchema | None) -> dg.TableSchema | None:
@@ -67,10 +67,10 @@ def described(table: str, schema: dg.TableSchema | None) -> dg.TableSchema | Non
 
 
 def table_metadata(
-    sql: Any, table: str, metadata: Mapping[str, Any], partitions: Sequence[tuple[str, Window]]
+    sql: Any, table: str, metadata: Mapping[str, Any], partition_keys: Sequence[str]
 ) -> tuple[dict[str, Any], dict[str, int]]:
     """Metadata for every partition of the materialization, and each partition's row count."""
-    total, per_partition = row_counts(sql, table, partitions if TABLES[table].windowed else [])
+    total, per_partition = row_counts(sql, table, partition_keys if TABLES[table].windowed else [])
     schema = metadata.get(COLUMN_SCHEMA)
     schema = described(table, schema.value if isinstance(schema, dg.TableSchemaMetadataValue) else schema)
     extra: dict[str, Any] = {"dagster/row_count": total, "dagster/table_name": qualified_name(sql, table)}
