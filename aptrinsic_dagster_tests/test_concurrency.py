@@ -1,8 +1,8 @@
-"""Loads at once into one Postgres warehouse stay exact: each run stages in a dataset of its own.
+"""Loads at once into one Postgres warehouse stay exact, the same days included.
 
-dlt stages merges in ``<dataset>_staging``; shared by loads at once, their merges duplicate or drop
-rows (dlt #4297). Here four processes merge a day each into the same tables and replace the same
-snapshot together.
+Two hazards: dlt stages merges in ``<dataset>_staging``, and shared by loads at once their merges
+duplicate or drop rows (dlt #4297), so each run stages in a dataset of its own; and two delete-insert
+merges of the same day at once each insert it, so each merge locks its table (merge_lock.py).
 """
 
 from __future__ import annotations
@@ -11,7 +11,10 @@ import datetime as dt
 import os
 import subprocess
 import sys
+import time
 import uuid
+from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 import psycopg2
@@ -23,17 +26,18 @@ from aptrinsic_sandbox import Faults
 
 from .helpers import API_KEY, DAY_MS, ROOT, ms, postgres_tables_holding
 
-# One day a run, as Dagster queues them (deploy/dagster.yaml: one run per partition at a time): loads
-# of the same day at once on Postgres can insert the day twice. Four runs merging through one shared
-# staging dataset would still corrupt each other's days.
 DAYS = [dt.date(2026, 3, 10), dt.date(2026, 3, 11), dt.date(2026, 3, 12), dt.date(2026, 3, 13)]
+# Overlapping, as Dagster can start them: a range backfill twice, and the schedule's single days
+# inside it. deploy/dagster.yaml queues runs of the same partition key, not a range over a day.
+LOADS = [(DAYS[0], DAYS[-1]), (DAYS[0], DAYS[-1]), (DAYS[1], DAYS[1]), (DAYS[3], DAYS[3])]
+TABLES = ["events_session", "events_page_view", "users"]
 API_CAP = 40  # the subscription's requests/s: the sandbox answers 429 above it
 # The runs' budget together, as the shipped default keeps it below the API's cap (150 of ~200/s): a
 # run's limiter spaces its requests exactly, but they arrive with jitter, so a budget equal to the
 # cap would let a one-second window now and then count one request too many.
 BUDGET = 30
 # Small pages, so that the runs together could send several times the cap without their shares:
-# 4 runs x (2 tables x 800 events + 300 users) / 25: about 290 requests, 7 s at the cap.
+# (2 x 4 days + 2 x 1 day) x 2 tables x 800 events / 25, plus 4 x 300 users / 25: about 690 requests.
 PAGE_SIZE = 25
 # As a step does (assets.py): its share of the budget from the instance's pool limit (deploy/dagster.yaml: 4).
 _LOAD = f"""
@@ -46,20 +50,16 @@ with dg.DagsterInstance.get() as instance:
     share = api.share(instance)
 assert share == {BUDGET} / 4, share
 with WarehouseResource().pipeline(sys.argv[1], "load") as pipeline:
-    load(pipeline, api.source(start, end, ["events_session", "events_page_view", "users"], share))
+    load(pipeline, api.source(start, end, {TABLES!r}, share))
 """
 
 
-@pytest.mark.slow
-def test_four_loads_at_once_merge_exactly_share_one_api_budget_and_leave_no_staging(
-    make_sandbox, postgres_server, tmp_path
-):
-    sandbox = make_sandbox(users=300, events_per_day=800, faults=Faults(latency_ms=5, rate_cap=API_CAP))
+def _environment(sandbox, postgres_server, tmp_path) -> tuple[dict[str, str], str]:
     home = tmp_path / "dagster_home"
     home.mkdir()
     # The production pool settings on a local instance (storage aside, which needs no server here).
     (home / "dagster.yaml").write_text("concurrency:\n  pools:\n    default_limit: 4\n")
-    with dg.DagsterInstance.from_config(str(home)):  # its storage created once, not raced by four processes
+    with dg.DagsterInstance.from_config(str(home)):  # its storage created once, not raced by the processes
         pass
     url = postgres_server.create_database(f"c_{uuid.uuid4().hex[:12]}")
     env = {
@@ -71,42 +71,71 @@ def test_four_loads_at_once_merge_exactly_share_one_api_budget_and_leave_no_stag
         "APTRINSIC_PIPELINES_DIR": str(tmp_path / "pipelines"),
         "DAGSTER_HOME": str(home),
     }
-    runs = [str(uuid.uuid4()) for _ in range(4)]
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", _LOAD, run, day.isoformat(), (day + dt.timedelta(days=1)).isoformat()],
-            cwd=ROOT,
-            env=env,
-            stderr=subprocess.PIPE,
-        )
-        for run, day in zip(runs, DAYS, strict=True)
-    ]
+    return env, url
+
+
+@dataclass
+class _Load:
+    """A load of some days in a process of its own. Its stderr goes to a file: dlt logs a line per
+    page, and a pipe nobody reads fills up and stops the load."""
+
+    proc: subprocess.Popen
+    log: Path
+
+    @classmethod
+    def start(cls, env: dict[str, str], run: str, first: dt.date, last: dt.date) -> _Load:
+        log = Path(env["APTRINSIC_PIPELINES_DIR"]).parent / f"load-{run}.log"
+        end = (last + dt.timedelta(days=1)).isoformat()
+        with log.open("wb") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", _LOAD, run, first.isoformat(), end], cwd=ROOT, env=env, stderr=err
+            )
+        return cls(proc, log)
+
+
+def _failures(loads: list[_Load]) -> list[str]:
+    return [load.log.read_text()[-3000:] for load in loads if load.proc.wait() != 0]
+
+
+def _assert_days_exact(cur, sandbox, days: list[dt.date]) -> None:
+    """Every loaded day of both event tables holds what the API holds for it, each event once."""
+    for table in [t for t in EVENT_TABLES if t.name in TABLES]:
+        for day in days:
+            start = dt.datetime.combine(day, dt.time(), dt.UTC)
+            cur.execute(
+                f"SELECT count(*), count(DISTINCT event_id) FROM aptrinsic_data.{table.name} "
+                "WHERE date >= %s AND date < %s",
+                (start, start + dt.timedelta(days=1)),
+            )
+            expected = sandbox.count("/v1" + table.path, ms(day), ms(day) + DAY_MS)
+            assert cur.fetchone() == (expected, expected), (table.name, day)
+
+
+@pytest.mark.slow
+def test_overlapping_loads_at_once_merge_exactly_share_one_api_budget_and_leave_no_staging(
+    make_sandbox, postgres_server, tmp_path
+):
+    sandbox = make_sandbox(users=300, events_per_day=800, faults=Faults(latency_ms=5, rate_cap=API_CAP))
+    env, url = _environment(sandbox, postgres_server, tmp_path)
+    runs = [str(uuid.uuid4()) for _ in LOADS]
+    loads = [_Load.start(env, run, first, last) for run, (first, last) in zip(runs, LOADS, strict=True)]
     # While they load: every staging dataset that appears belongs to one of the runs.
     seen: set[str] = set()
     con = psycopg2.connect(url)
     con.autocommit = True
-    while any(p.poll() is None for p in procs):
+    while any(load.proc.poll() is None for load in loads):
         with con.cursor() as cur:
             cur.execute("SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE %s", ("%staging%",))
             seen |= {name for (name,) in cur.fetchall()}
-    errors = [p.stderr.read().decode()[-3000:] for p in procs if p.wait() != 0]
-    assert not errors, errors
+        time.sleep(0.05)
+    assert not (errors := _failures(loads)), errors
     assert seen, "the loads staged"
     assert seen <= {STAGING_PREFIX + run.replace("-", "") for run in runs}, seen
 
     with con.cursor() as cur:
         cur.execute("SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE %s", ("%staging%",))
         assert cur.fetchall() == [], "every staging dataset was dropped; none is shared"
-        for table in [t for t in EVENT_TABLES if t.name in ("events_session", "events_page_view")]:
-            for day in DAYS:
-                start = dt.datetime.combine(day, dt.time(), dt.UTC)
-                cur.execute(
-                    f"SELECT count(*), count(DISTINCT event_id) FROM aptrinsic_data.{table.name} "
-                    "WHERE date >= %s AND date < %s",
-                    (start, start + dt.timedelta(days=1)),
-                )
-                expected = sandbox.count("/v1" + table.path, ms(day), ms(day) + DAY_MS)
-                assert cur.fetchone() == (expected, expected), (table.name, day)
+        _assert_days_exact(cur, sandbox, DAYS)
         cur.execute("SELECT count(*), count(DISTINCT identify_id) FROM aptrinsic_data.users")
         assert cur.fetchone() == (300, 300)
     con.close()
@@ -117,5 +146,40 @@ def test_four_loads_at_once_merge_exactly_share_one_api_budget_and_leave_no_stag
         f"4 concurrent loads: peak {stats['peak_rps']} requests/s, budget {BUDGET}, cap {API_CAP}, "
         f"{stats['total_requests']} requests"
     )
-    assert stats["total_requests"] > 7 * API_CAP
+    assert stats["total_requests"] > 15 * API_CAP
     assert "429" not in stats["statuses"] and stats["peak_rps"] <= API_CAP, stats["statuses"]
+
+
+@pytest.mark.slow
+def test_two_merges_of_the_same_day_at_the_same_moment_store_it_once(make_sandbox, postgres_server, tmp_path):
+    """The interleaving that stores a day twice, made certain: a session holds SHARE on the table
+    (as ``CREATE INDEX`` does) until both loads wait at its merge, then lets them go together."""
+    day = DAYS[0]
+    sandbox = make_sandbox(users=50, events_per_day=300)
+    env, url = _environment(sandbox, postgres_server, tmp_path)
+    assert not (errors := _failures([_Load.start(env, str(uuid.uuid4()), day, day)])), errors  # the day, loaded
+
+    blocker = psycopg2.connect(url)
+    with blocker.cursor() as cur:
+        cur.execute("LOCK TABLE aptrinsic_data.events_session IN SHARE MODE")
+    loads = [_Load.start(env, str(uuid.uuid4()), day, day) for _ in range(2)]
+    watcher = psycopg2.connect(url)
+    watcher.autocommit = True
+    deadline = time.monotonic() + 180
+    with watcher.cursor() as cur:
+        while True:
+            cur.execute(
+                "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = %s::regclass",
+                ("aptrinsic_data.events_session",),
+            )
+            if cur.fetchone()[0] == 2:
+                break
+            assert all(load.proc.poll() is None for load in loads), _failures(loads)
+            assert time.monotonic() < deadline, "both loads reach the merge of events_session"
+            time.sleep(0.1)
+    blocker.commit()  # both merges may go now
+    blocker.close()
+    assert not (errors := _failures(loads)), errors
+    with watcher.cursor() as cur:
+        _assert_days_exact(cur, sandbox, [day])
+    watcher.close()

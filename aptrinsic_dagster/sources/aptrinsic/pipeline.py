@@ -47,6 +47,10 @@ def warehouse_destination(
     """The destination ``name`` (credentials from dlt config); for DuckDB, the file at ``duckdb_path``.
     ``staging_suffix``: a staging dataset of the load's own (see STAGING_PREFIX)."""
     options = {"replace_strategy": REPLACE_STRATEGY, "staging_dataset_name_layout": staging_layout(staging_suffix)}
+    if name == "postgres":
+        from .merge_lock import LockingPostgres  # imports the Postgres driver: only when loading there
+
+        return LockingPostgres(destination_name="postgres", **options)
     if name != "duckdb":
         return Destination.from_reference(name, **options)
     path = duckdb_path or DEFAULT_DUCKDB_PATH
