@@ -104,10 +104,10 @@ def tune_process() -> None:
       590 -> 496 MB, same speed). Two arenas; applies to arenas created from now on; a no-op where
       the C library is not glibc.
     - glibc serves a block above the mmap threshold by mmap and returns it on free, but raises the
-      threshold to the size of each such block freed, up to 32 MB: after the first pages, 1 MB page
+      threshold to the size of each such block freed, up to 32 MB: after the first pages, page
       bodies and Arrow buffers land in the heap between longer-lived blocks and are never returned.
-      A fixed 128 KB threshold (glibc's initial one) keeps them out (benchmarks/memory.py, scale 1.0:
-      493 -> 465 MB peak RSS).
+      A fixed 128 KB threshold (glibc's initial one) keeps them out (benchmarks/memory.py, run side by
+      side: 492 -> 470 MB at scale 1.0, 409 -> 405 MB at 0.25, same wall time).
     - Arrow allocates from its own jemalloc pool, which keeps freed pages for reuse: ~40 MB of the
       same load's peak (benchmarks/memory.py at scale 0.25: 489 -> 447 MB, same speed). Arrow then
       allocates through malloc, under the arena limit above.
