@@ -8,6 +8,8 @@ import datetime as dt
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -17,6 +19,7 @@ import requests
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from aptrinsic_dagster.sources.aptrinsic import AptrinsicError, aptrinsic_source
+from aptrinsic_dagster.sources.aptrinsic.client import AptrinsicClient, RateLimiter, ScrollPaginator, cancel_requests
 from aptrinsic_dagster.sources.aptrinsic.pipeline import load
 from aptrinsic_sandbox import Faults, Sandbox
 from aptrinsic_sandbox.proxy import TrickleProxy
@@ -113,6 +116,28 @@ def test_the_response_deadline_holds_through_an_http_proxy_that_trickles(
     assert message.startswith("users (snapshot) (GET /v1/users): gave up after 2 attempts")
     assert "no complete answer within 0.5 s (the response deadline, response_deadline)" in message
     assert proxy.requests == 2 and requests_to(sandbox, "/v1/users") == 2
+
+
+def test_a_short_deadline_ends_its_attempt_while_a_longer_one_is_pending(
+    make_sandbox: SandboxFactory, monkeypatch: pytest.MonkeyPatch
+):
+    # One thread keeps every deadline in the process: an attempt with a deadline sooner than all
+    # others must wake it. The slow client's attempt stays pending (300 s) throughout.
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "2")
+    sandbox = make_sandbox(users=40, faults=Faults(trickle_bytes_per_s=400))
+    slow = AptrinsicClient(sandbox.base_url, API_KEY, RateLimiter(0), response_deadline=300)
+    quick = AptrinsicClient(sandbox.base_url, API_KEY, RateLimiter(0), response_deadline=0.5)
+    pending = threading.Thread(target=lambda: list(slow.pages("/users", "users", ScrollPaginator(1000))), daemon=True)
+    pending.start()
+    try:
+        while requests_to(sandbox, "/v1/users") < 1:
+            time.sleep(0.05)
+        with pytest.raises(AptrinsicError) as raised:
+            list(quick.pages("/users", "users", ScrollPaginator(1000), where="users"))
+        assert "gave up after 2 attempts" in str(raised.value) and "within 0.5 s" in str(raised.value)
+        assert requests_to(sandbox, "/v1/users") == 3, "the pending attempt was not cut short or retried"
+    finally:
+        cancel_requests()  # the pending walk sends nothing more once the sandbox closes its socket
 
 
 def test_the_run_budget_stops_requests_and_says_which_setting(make_sandbox: SandboxFactory, pipeline):
