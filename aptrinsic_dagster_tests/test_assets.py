@@ -66,6 +66,23 @@ def test_rerunning_a_partition_leaves_identical_rows(defs, deploy):
 
 
 @pytest.mark.slow
+def test_a_first_day_without_events_of_a_type_creates_its_table_and_checks_pass(defs, deploy):
+    # A fresh warehouse, and no session events that day: the table gets only the day's marker row,
+    # which never lands. The table must still have `date`, which the checks count by.
+    deployment = deploy(users=100, events_per_day=40, event_weights={"session": 0.0})
+    result = run(defs, deployment, "aptrinsic_daily_events", partition_key="2026-03-10")
+    assert result.success, failure_text(result)
+    evaluations = {k: e for k, e in checks(result).items() if k[1] != "freshness_check"}
+    assert evaluations[("events_session", "rows_match_api")].passed
+    assert all(e.passed for e in evaluations.values())
+    assert row_count(deployment.duckdb_path, "events_session") == 0
+    assert row_count(deployment.duckdb_path, "events_custom") > 0
+    columns = query(deployment.duckdb_path, "SELECT column_name, data_type FROM information_schema.columns "
+                    "WHERE table_name = 'events_session' AND column_name = 'date'")  # fmt: skip
+    assert columns == [("date", "TIMESTAMP WITH TIME ZONE")]
+
+
+@pytest.mark.slow
 def test_records_the_api_drops_fail_the_load_and_block_downstream(defs, deploy):
     deployment = deploy(users=3000, events_per_day=300, faults=Faults(drop_rate=0.02))
     snapshots = run(defs, deployment, "aptrinsic_snapshots")

@@ -263,13 +263,10 @@ def _event_resource(
         if batch:
             yield pa.concat_tables(batch, promote_options="default")
 
-    return _resource(
-        events,
-        table,
-        replace_days.WRITE_DISPOSITION,
-        merge_key=replace_days.DAY_COLUMN,
-        columns=replace_days.COLUMN_HINTS,
-    )
+    # `date` typed up front: a first load whose days hold no events (marker rows only) still creates it,
+    # and the checks count by it.
+    columns = {**replace_days.COLUMN_HINTS, "date": {"data_type": "timestamp", "timezone": True, "precision": 6}}
+    return _resource(events, table, replace_days.WRITE_DISPOSITION, merge_key=replace_days.DAY_COLUMN, columns=columns)
 
 
 def count_events(client: AptrinsicClient, table: Table, window: Window) -> int:
