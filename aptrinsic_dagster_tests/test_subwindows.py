@@ -124,3 +124,15 @@ def test_concurrent_sub_windows_stay_under_the_api_rate_cap(make_sandbox: Sandbo
     assert stats["peak_rps"] <= cap and stats["peak_in_flight_by_endpoint"][SESSION] > 1
     [(rows,)] = query(duckdb_path, "SELECT count(*) FROM aptrinsic_data.events_session")
     assert rows == sandbox.count(SESSION, ms(start), ms(END_DATE))
+
+
+def test_more_scrolls_in_flight_than_the_default_keep_their_connections(
+    make_sandbox: SandboxFactory, pipeline, caplog: pytest.LogCaptureFixture
+):
+    # Every walk of a load shares one connection pool: sized by max_in_flight, or urllib3 drops the
+    # connections above its size (a warning per connection, and a new handshake for the next request).
+    sandbox = make_sandbox(users=40, days=120, events_per_day=100, faults=Faults(latency_ms=300))
+    with caplog.at_level("WARNING", logger="urllib3"):
+        load(pipeline, source(sandbox, END_DATE - dt.timedelta(days=120), page_size=10, max_in_flight=48))
+    assert sandbox.stats.snapshot()["peak_in_flight_by_endpoint"][SESSION] > 32
+    assert not [r.getMessage() for r in caplog.records if "pool is full" in r.getMessage()]

@@ -124,6 +124,9 @@ def aptrinsic_source(
         RateLimiter(rate_limit),
         response_deadline=response_deadline,
         budget=RunBudget(max_run_seconds),
+        # One pool serves every walk of the load: the event scrolls, and dlt's snapshot walks or the
+        # preference workers beside them. Slots cost nothing until used; a full pool drops connections.
+        max_connections=max_in_flight + 32,
     )
     window = event_window(start, end)
     replace_days.whole_days(window)  # before any request
