@@ -7,8 +7,10 @@ column schema whose columns carry the vendor contract's descriptions.
 - ``dagster/table_name``: ``<database>.<dataset>.<table>`` as the destination names it (dagster-dlt
   builds it from the dlt schema's name, which is not the database's).
 - ``dagster/column_schema``: dagster-dlt's, with each column's description from ``column_docs.py``
-  (dagster-dlt would list dlt's ``description`` hint as a constraint instead); assets.py puts it on a
-  range's last partition only.
+  (dagster-dlt would list dlt's ``description`` hint as a constraint instead).
+
+A range's partitions each carry the fields in ``EVERY_PARTITION``; what describes the load as a whole
+(the column schema, dagster-dlt's jobs, timings and destination) is on its last partition only.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from .sources.aptrinsic import TABLES
 from .sources.aptrinsic.contract_docs import describe
 
 COLUMN_SCHEMA = "dagster/column_schema"
+# On each partition of a range; the rest describes the load (dlt's jobs, timings, destination, the
+# columns) and goes on the range's last partition only (assets.py).
+EVERY_PARTITION = frozenset({"dagster/row_count", "dagster/table_name", "dagster/storage_kind", "aptrinsic/window"})
 
 
 def qualified_name(sql: Any, table: str) -> str:

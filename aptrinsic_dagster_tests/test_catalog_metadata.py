@@ -83,6 +83,13 @@ def test_materializations_carry_row_counts_table_names_and_described_columns(def
     with_columns = {(m.asset_key, m.partition) for m in materializations if "dagster/column_schema" in m.metadata}
     assert with_columns == {(key, m.partition) for key, m in latest.items()}
     assert {m.partition for m in latest.values() if m.partition} == {DAYS[-1]}
+    # So is what describes the load rather than the day (dagster-dlt's jobs and timings); the range's
+    # other partitions keep the day's and the table's fields.
+    for m in materializations:
+        load_facts = {"jobs", "started_at", "rows_loaded"} & set(m.metadata)
+        assert load_facts == ({"jobs", "started_at", "rows_loaded"} if m.partition in (None, DAYS[-1]) else set())
+        if m.partition:
+            assert {"dagster/row_count", "dagster/table_name", "aptrinsic/window"} <= set(m.metadata)
     contract = load_contract()
     (stored,) = query(path, "SELECT schema FROM aptrinsic_data._dlt_version ORDER BY inserted_at DESC LIMIT 1")[0]
     dlt_tables = json.loads(stored)["tables"]
