@@ -21,7 +21,7 @@ from aptrinsic_dagster.sources.aptrinsic import (
     AptrinsicError,
     aptrinsic_source,
 )
-from aptrinsic_dagster.sources.aptrinsic.client import AptrinsicClient, RateLimiter, ScrollPaginator
+from aptrinsic_dagster.sources.aptrinsic.client import PARSE_SLOTS, AptrinsicClient, RateLimiter, ScrollPaginator
 from aptrinsic_dagster.sources.aptrinsic.pipeline import load, make_pipeline, warehouse_destination
 from aptrinsic_dagster.sources.aptrinsic.settings import EVENT_TABLES, SNAPSHOT_TABLES
 from aptrinsic_sandbox import Faults, Sandbox
@@ -257,6 +257,61 @@ def test_an_api_400_surfaces_the_api_message(sandbox: Sandbox):
                 {"filter": "date>=0;date<17000000000000"},
             )
         )
+
+
+def _walks(client: AptrinsicClient, n: int, convert, page_size: int = 5) -> list[BaseException | int]:
+    """``n`` concurrent walks of /users, each its own thread: records converted, or the error."""
+    outcomes: list[BaseException | int] = [0] * n
+
+    def walk(i: int) -> None:
+        try:
+            outcomes[i] = sum(
+                len(p) for p in client.pages("/users", "users", ScrollPaginator(page_size), convert=convert)
+            )
+        except BaseException as exc:
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=walk, args=(i,), daemon=True) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads), "a walk never ended: a parse slot was never given back"
+    return outcomes
+
+
+def test_parsed_pages_wait_for_a_parse_slot_and_every_page_arrives(make_sandbox: SandboxFactory):
+    # 12 walks at once (scrolls in flight): at most PARSE_SLOTS parsed pages exist at a time, each
+    # until it is converted; the others wait with only their body's bytes.
+    sandbox = make_sandbox(users=60, faults=Faults(latency_ms=20))
+    client = AptrinsicClient(sandbox.base_url, API_KEY, RateLimiter(0))
+    lock, held, peak = threading.Lock(), [0], [0]
+
+    def convert(records: list[dict]) -> list[dict]:
+        with lock:
+            held[0] += 1
+            peak[0] = max(peak[0], held[0])
+        time.sleep(0.02)
+        with lock:
+            held[0] -= 1
+        return records
+
+    assert _walks(client, 12, convert) == [60] * 12
+    assert peak[0] == PARSE_SLOTS
+
+
+def test_pages_that_fail_to_parse_or_convert_give_their_parse_slot_back(make_sandbox: SandboxFactory):
+    broken = make_sandbox(users=60, faults=Faults(rate_malformed=1.0))
+    healthy = make_sandbox(users=60)
+
+    def refuse(records: list[dict]) -> list[dict]:
+        raise AptrinsicError("refused")
+
+    parse_errors = _walks(AptrinsicClient(broken.base_url, API_KEY, RateLimiter(0)), PARSE_SLOTS + 2, None)
+    assert all(isinstance(e, AptrinsicError) and "malformed JSON" in str(e) for e in parse_errors)
+    client = AptrinsicClient(healthy.base_url, API_KEY, RateLimiter(0))
+    assert all(isinstance(e, AptrinsicError) for e in _walks(client, PARSE_SLOTS + 2, refuse))
+    assert _walks(client, PARSE_SLOTS + 2, None) == [60] * (PARSE_SLOTS + 2)
 
 
 def test_malformed_json_fails_clearly_and_commits_nothing(make_sandbox: SandboxFactory, pipeline, duckdb_path):

@@ -12,7 +12,8 @@ record deleted at the source is gone after the next refresh.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+import itertools
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -225,12 +226,15 @@ def _pages(
     window: Window | None = None,
     params: dict[str, Any] | None = None,
     counts: ApiCounts | None = None,
-) -> Iterator[list[dict]]:
-    """The table's pages, each checked to hold records with a primary key."""
+    convert: Callable[[list[dict]], Any] | None = None,
+) -> Iterator[Any]:
+    """The table's pages, each checked to hold records with a primary key; ``convert``ed if given,
+    while the page holds its parse slot (client.py), so its parsed records are gone before the next."""
     where = _where(table, window)
-    for number, records in enumerate(
-        client.pages(table.path, table.record_key, _paginator(table, page_size), params, counts, where)
-    ):
+    numbers = itertools.count()
+
+    def checked(records: list) -> Any:
+        number = next(numbers)
         missing = sum(1 for r in records if not isinstance(r, dict) or r.get(table.primary_key) in (None, ""))
         if missing:
             raise AptrinsicError(
@@ -239,14 +243,24 @@ def _pages(
                 "reconciled; nothing from this load was committed. Re-run; if it persists, report the records "
                 "to Gainsight with the window above."
             )
-        yield records
+        if convert is None or not records:
+            return records
+        converted = convert(records)
+        # dlt's suspended walk still refers to these records: emptied once converted, a walk waiting
+        # for its next page (or parked, subwindows.py) holds next to nothing.
+        for record in records:
+            record.clear()
+        return converted
+
+    return client.pages(table.path, table.record_key, _paginator(table, page_size), params, counts, where, checked)
 
 
 def _event_resource(
     client: AptrinsicClient, scrolls: ScrollPool, table: Table, page_size: int, windows: list[Window]
 ) -> DltResource:
-    def fetch(window: Window, counts: ApiCounts) -> Iterator[list[dict]]:
-        return _pages(client, table, page_size, window, {"filter": date_filter(window), "sort": "date"}, counts)
+    def fetch(window: Window, counts: ApiCounts) -> Iterator[pa.Table]:
+        params = {"filter": date_filter(window), "sort": "date"}
+        return _pages(client, table, page_size, window, params, counts, lambda r: to_arrow(r, table.json_fields))
 
     def events() -> Iterator[Any]:
         keeper = _type_keeper(table)
@@ -255,7 +269,7 @@ def _event_resource(
         # dlt computes and validates the table's schema for every Arrow item (~7 ms with the described
         # columns): pages are handed over BATCH_ROWS records at a time, not one by one.
         batch: list[pa.Table] = []
-        for i, item in scrolls.pages(windows, page_size, fetch, lambda records: to_arrow(records, table.json_fields)):
+        for i, item in scrolls.pages(windows, page_size, fetch):
             if isinstance(item, ApiCounts):
                 yield item.row(table.name, *windows[i])
                 continue

@@ -38,7 +38,7 @@ DEFAULT_MAX_IN_FLIGHT = 32  # requests at once: 200/s at 150 ms per request need
 
 _NEXT = object()  # _continue: fetch the next page first
 
-Fetch = Callable[[Window, ApiCounts], Iterator[list[dict]]]
+Fetch = Callable[[Window, ApiCounts], Iterator[Any]]  # a sub-window's pages (empty ones too)
 
 
 def split_days(window: Window, parts: int) -> list[Window]:
@@ -76,12 +76,10 @@ class ScrollPool:
                 self._executor.shutdown(wait=False, cancel_futures=True)
                 self._executor = None
 
-    def pages(
-        self, windows: list[Window], page_size: int, fetch: Fetch, convert: Callable[[list[dict]], Any]
-    ) -> Iterator[tuple[int, Any]]:
-        """``(i, page)`` for each page of API window ``windows[i]``, converted, as pages arrive, and
+    def pages(self, windows: list[Window], page_size: int, fetch: Fetch) -> Iterator[tuple[int, Any]]:
+        """``(i, page)`` for each non-empty page of API window ``windows[i]``, as pages arrive, and
         once the window is done, ``(i, ApiCounts)``: what its sub-windows saw, summed."""
-        table = _Table(self._acquire(), windows, page_size, fetch, convert)
+        table = _Table(self._acquire(), windows, page_size, fetch)
         try:
             yield from table.items()
         finally:
@@ -98,9 +96,8 @@ class _Table:
         windows: list[Window],
         page_size: int,
         fetch: Fetch,
-        convert: Callable[[list[dict]], Any],
     ) -> None:
-        self._executor, self._page_size, self._fetch, self._convert = executor, page_size, fetch, convert
+        self._executor, self._page_size, self._fetch = executor, page_size, fetch
         self._ready: queue.SimpleQueue[tuple[str, int, Any]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._buffered = 0
@@ -178,18 +175,13 @@ class _Table:
                     records = next(pages, None)
                 if records is None:
                     break
-                if records:
-                    page = self._convert(records)
-                    # The suspended scroll still refers to this page's records: emptied once
-                    # converted, a parked scroll holds little more than its body's bytes.
-                    for record in records:
-                        record.clear()
+                if len(records):
                     with self._lock:
                         if self._stopped:
                             pages.close()
                             return
                         self._buffered += 1
-                        self._ready.put(("page", i, page))
+                        self._ready.put(("page", i, records))
                         if self._buffered >= BUFFERED_PAGES:
                             self._parked.append(lambda: self._continue(i, pages, counts))
                             return
