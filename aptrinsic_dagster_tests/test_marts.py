@@ -32,7 +32,7 @@ from aptrinsic_dagster.partitions import daily_partitions
 from aptrinsic_dagster.resources import WarehouseResource
 from aptrinsic_sandbox.postgres import PostgresServer
 
-from .helpers import Warehouse, files_holding, query
+from .helpers import Warehouse, files_holding, query, row_count
 
 # Each loads or builds for real (seconds to minutes): in `make test`, not `make test-fast`.
 pytestmark = pytest.mark.slow
@@ -476,3 +476,32 @@ def test_sandbox_to_marts_end_to_end_through_the_jobs(defs: dg.Definitions, mart
     )
     for mart in ("account_usage_daily", "feature_adoption_daily", "nps_daily", "retention_weekly"):
         assert query(path, f"SELECT count(*) FROM aptrinsic_marts.{mart}")[0][0] > 0, mart
+
+
+def test_marts_build_before_an_event_type_has_had_its_first_event(
+    defs: dg.Definitions, marts_defs: dg.Definitions, deploy
+):
+    # A fresh warehouse whose first loaded day has no sessions, custom events or survey answers: those
+    # tables hold only event_id, date and the loader's columns. The marts build, with nothing from them.
+    deployment = deploy(users=100, accounts=10, events_per_day=40, event_weights=dict.fromkeys(NO_EVENTS, 0.0))
+    tags = {"dagster/partition": "2026-03-10"}
+    results = [
+        defs.resolve_job_def("aptrinsic_snapshots").execute_in_process(instance=deployment.instance),
+        defs.resolve_job_def("aptrinsic_daily_events").execute_in_process(instance=deployment.instance, tags=tags),
+        marts_defs.resolve_job_def("aptrinsic_marts").execute_in_process(
+            instance=deployment.instance, tags=tags, raise_on_error=False
+        ),
+    ]
+    assert all(r.success for r in results), [e.message for e in results[2].all_events if e.is_failure]
+    assert all(e.passed for e in results[2].get_asset_check_evaluations())
+    path = deployment.duckdb_path
+    columns = {c for (c,) in query(path, "SELECT column_name FROM (DESCRIBE aptrinsic_data.events_session)")}
+    assert "identify_id" not in columns  # what the staging model reads as NULL
+    [(sessions, page_views)] = query(
+        path, "SELECT sum(sessions), sum(page_views) FROM aptrinsic_marts.account_usage_daily"
+    )
+    assert sessions == 0 and page_views == row_count(path, "events_page_view") > 0
+    assert query(path, "SELECT coalesce(sum(sessions), 0) FROM aptrinsic_marts.active_users_daily") == [(0,)]
+
+
+NO_EVENTS = ("session", "custom", "survey")

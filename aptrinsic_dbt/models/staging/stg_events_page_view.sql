@@ -1,9 +1,10 @@
+{% set columns = column_names(source('aptrinsic', 'events_page_view')) %}
 select
     event_id,
-    nullif(identify_id, '') as identify_id,
-    nullif(account_id, '') as account_id,
-    nullif(session_id, '') as session_id,
-    path,
+    nullif({{ column_or_null(columns, 'identify_id') }}, '') as identify_id,
+    nullif({{ column_or_null(columns, 'account_id') }}, '') as account_id,
+    nullif({{ column_or_null(columns, 'session_id') }}, '') as session_id,
+    {{ column_or_null(columns, 'path') }} as path,
     date as occurred_at,
     {{ utc_date('date') }} as day
 from {{ source('aptrinsic', 'events_page_view') }}
