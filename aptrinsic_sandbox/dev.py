@@ -14,11 +14,17 @@ With ``--real-api``, no sandbox starts and the definitions load the real API wit
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import requests
 
 from aptrinsic_dagster import settings
 from aptrinsic_dagster.sources.aptrinsic.pipeline import DEFAULT_DUCKDB_PATH
@@ -27,6 +33,10 @@ from . import DataConfig, Sandbox, SandboxConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SANDBOX_KEY = "sandbox-demo-key"
+LAUNCH = """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename
+  ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
+STATUS = """query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"""
+_LOCATIONS = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
 
 
 def prepare_dagster_home(home: Path) -> Path:
@@ -55,6 +65,52 @@ def dev_env(home: Path, base: dict[str, str] | None = None) -> dict[str, str]:
     env.setdefault(settings.DUCKDB_PATH, str(ROOT / DEFAULT_DUCKDB_PATH))
     env.setdefault(settings.PIPELINES_DIR, str(ROOT / settings.DEFAULT_PIPELINES_DIR))
     return env
+
+
+def gql(url: str, query: str, **variables: object) -> dict:
+    """The ``data`` of a GraphQL query to the Dagster webserver at ``url``."""
+    response = requests.post(url + "/graphql", json={"query": query, "variables": variables}, timeout=30)
+    response.raise_for_status()
+    return response.json()["data"]
+
+
+@contextlib.contextmanager
+def started_dg_dev(home: Path, env: dict[str, str], log: Path, port: int, bound_s: float) -> Iterator[str]:
+    """``dev_command(port)`` run in ``home`` with ``env`` (see ``dev_env``), its output to ``log``: its
+    URL once every code location of the workspace has loaded (``TimeoutError`` after ``bound_s``);
+    stopped with its process group on exit."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            dev_command(port),
+            cwd=home,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # dg dev ignores a plain SIGTERM from a non-interactive parent
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + bound_s
+        while not _all_locations_loaded(url):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"dg dev did not load its code locations within {bound_s:g} s (output: {log})")
+            time.sleep(1)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _all_locations_loaded(url: str) -> bool:
+    """Every code location of workspace.yaml (the loads, the marts) loaded, not just the first."""
+    try:
+        entries = gql(url, _LOCATIONS)["workspaceOrError"]["locationEntries"]
+    except (requests.ConnectionError, requests.HTTPError, KeyError, TypeError):
+        return False
+    return len(entries) == 2 and all(e["loadStatus"] == "LOADED" for e in entries)
 
 
 def main() -> int:

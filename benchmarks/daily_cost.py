@@ -19,8 +19,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -32,6 +30,8 @@ import requests
 
 from aptrinsic_dagster.jobs import daily_events_job
 from aptrinsic_dagster.names import EVENTS_GROUP
+from aptrinsic_sandbox.dev import LAUNCH, STATUS, dev_env, gql, prepare_dagster_home, started_dg_dev
+from aptrinsic_sandbox.postgres import free_port
 from benchmarks import load_time
 from benchmarks.bench import KEY, spawn_sandbox
 from benchmarks.load_time import LOCATIONS
@@ -54,9 +54,7 @@ def measure_locations(runs: int) -> dict:
 
 
 def _environment(workdir: Path, base_url: str, name: str) -> dict:
-    home = workdir / name / "dagster_home"
-    home.mkdir(parents=True)
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    home = prepare_dagster_home(workdir / name / "dagster_home")
     return {
         **os.environ,
         "DAGSTER_HOME": str(home),
@@ -105,65 +103,29 @@ def via_cli(workdir: Path, base_url: str, day: str) -> dict:
 
 
 def via_daemon(workdir: Path, base_url: str, day: str) -> dict:
-    from aptrinsic_sandbox.dev import dev_command, dev_env, prepare_dagster_home
-    from aptrinsic_sandbox.postgres import free_port
-
     env = _environment(workdir, base_url, "daemon")
-    home = prepare_dagster_home(Path(env["DAGSTER_HOME"]))
+    home = Path(env["DAGSTER_HOME"])
     env = dev_env(home, env)  # as `make dev` runs it: from the Dagster home, dlt's settings from the project
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (workdir / "daemon" / "dg_dev.log").open("wb")
-    proc = subprocess.Popen(
-        dev_command(port), cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    try:
-        _wait_for(url)
+    log = workdir / "daemon" / "dg_dev.log"
+    with started_dg_dev(home, env, log, free_port(), bound_s=180) as url:
         launched = time.time()
         run_id = _launch(url, day)
         while _status(url, run_id) not in {"SUCCESS", "FAILURE", "CANCELED"}:
             time.sleep(0.2)
         ended = time.time()
         if _status(url, run_id) != "SUCCESS":
-            log.flush()
-            tail = Path(log.name).read_text(errors="replace")[-4000:]
+            tail = log.read_text(errors="replace")[-4000:]
             raise SystemExit(f"the daemon's run {run_id} did not succeed; the end of dg dev's output:\n{tail}")
         phases = _run_phases(env, run_id)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
     return {"total": ended - launched, "to_run_start": phases["run_start"] - launched, **phases}
-
-
-def _gql(url: str, query: str, **variables: object) -> dict:
-    response = requests.post(url + "/graphql", json={"query": query, "variables": variables}, timeout=30)
-    response.raise_for_status()
-    return response.json()["data"]
-
-
-def _wait_for(url: str) -> None:
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if _gql(url, "{ assetNodes { id } }")["assetNodes"]:
-                return
-        except (requests.ConnectionError, requests.HTTPError, KeyError, TypeError):
-            pass
-        time.sleep(0.5)
-    raise SystemExit("dg dev did not come up within 180 s")
 
 
 def _launch(url: str, day: str) -> str:
     repositories = (
         "{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } jobs { name } } } } }"
     )
-    nodes = _gql(url, repositories)["repositoriesOrError"]["nodes"]
+    nodes = gql(url, repositories)["repositoriesOrError"]["nodes"]
     repository = next(n for n in nodes if any(j["name"] == DAILY_JOB for j in n["jobs"]))
-    query = """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename
-      ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
     params = {
         "selector": {
             "repositoryLocationName": repository["location"]["name"],
@@ -172,15 +134,14 @@ def _launch(url: str, day: str) -> str:
         },
         "executionMetadata": {"tags": [{"key": "dagster/partition", "value": day}]},
     }
-    answer = _gql(url, query, p=params)["launchRun"]
+    answer = gql(url, LAUNCH, p=params)["launchRun"]
     if answer["__typename"] != "LaunchRunSuccess":
         raise SystemExit(f"launchRun: {answer}")
     return answer["run"]["runId"]
 
 
 def _status(url: str, run_id: str) -> str:
-    query = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
-    return _gql(url, query, id=run_id)["runOrError"]["status"]
+    return gql(url, STATUS, id=run_id)["runOrError"]["status"]
 
 
 def _table(report: dict) -> str:
