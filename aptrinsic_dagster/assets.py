@@ -22,7 +22,7 @@ from .sources.aptrinsic import aptrinsic_source
 from .sources.aptrinsic.arrow import column_name
 from .sources.aptrinsic.client import cancel_requests
 from .sources.aptrinsic.settings import EVENT_TABLES, PREFERENCES, SNAPSHOT_TABLES, TABLES
-from .table_metadata import EVERY_PARTITION, table_metadata
+from .table_metadata import EVERY_PARTITION, WINDOW, table_metadata
 
 # One warehouse writer at a time (pool POOL): DuckDB takes a file lock, and checks read the same file.
 EVENT_NAMES = [t.name for t in EVENT_TABLES]
@@ -78,7 +78,7 @@ def _load(
     warehouse: WarehouseResource,
     window: dg.TimeWindow | None = None,
 ) -> Iterator[dg.MaterializeResult]:
-    extra = {} if window is None else {"aptrinsic/window": f"[{window.start.isoformat()}, {window.end.isoformat()})"}
+    extra = {} if window is None else {WINDOW: f"[{window.start.isoformat()}, {window.end.isoformat()})"}
     partitions = list(context.partition_keys) if window is not None else []
     if dropped := warehouse.drop_orphan_staging(context.instance, context.run_id):
         context.log.info(f"Dropped the staging datasets of ended runs: {', '.join(dropped)}")

@@ -26,9 +26,10 @@ from .sources.aptrinsic import TABLES
 from .sources.aptrinsic.contract_docs import describe
 
 COLUMN_SCHEMA = "dagster/column_schema"
+WINDOW = "aptrinsic/window"  # the API window the run loaded, ``[start, end)``
 # On each partition of a range; the rest describes the load (dlt's jobs, timings, destination, the
 # columns) and goes on the range's last partition only (assets.py).
-EVERY_PARTITION = frozenset({"dagster/row_count", "dagster/table_name", "dagster/storage_kind", "aptrinsic/window"})
+EVERY_PARTITION = frozenset({"dagster/row_count", "dagster/table_name", "dagster/storage_kind", WINDOW})
 
 
 def qualified_name(sql: Any, table: str) -> str:
