@@ -5,7 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import math
+import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -26,7 +29,7 @@ from aptrinsic_dagster.sources.aptrinsic.pipeline import load, make_pipeline, wa
 from aptrinsic_dagster.sources.aptrinsic.settings import EVENT_TABLES, SNAPSHOT_TABLES
 from aptrinsic_sandbox import Faults, Sandbox
 
-from .helpers import API_KEY, DAY_MS, END_DATE, SandboxFactory, cause, ms, query, row_count
+from .helpers import API_KEY, DAY_MS, END_DATE, ROOT, SandboxFactory, cause, ms, query, row_count
 
 START = END_DATE - dt.timedelta(days=7)
 WINDOW = (ms(START), ms(END_DATE))
@@ -420,3 +423,36 @@ def test_a_window_that_is_not_whole_days_is_refused_before_any_request(sandbox: 
     with pytest.raises(AptrinsicConfigError, match="whole UTC days"):
         source(sandbox, "2026-03-01T06:00:00", "2026-03-02")
     assert sandbox.stats.snapshot()["total_requests"] == 0
+
+
+def test_a_load_never_imports_pandas_and_pyarrow_still_converts_it_on_request(
+    make_sandbox: SandboxFactory, tmp_path: Path
+):
+    """pyarrow imports pandas (52 MB of RSS) on its first list conversion to check whether the list
+    is a pandas object; tune_process answers that probe. A whole load in a fresh interpreter, with
+    Python's import log: every row lands, pandas is never imported, and to_pandas still works after."""
+    sandbox = make_sandbox(users=20, accounts=4, events_per_day=30)
+    code = (
+        "import sys, runpy; sys.argv = ['aptrinsic_pipeline.py', '--start', sys.argv[1], '--end', sys.argv[2], "
+        "'--no-preferences', '--progress', 'none']; runpy.run_path('aptrinsic_pipeline.py', run_name='__main__'); "
+        "print('pandas loaded' if 'pandas' in sys.modules else 'no pandas'); "
+        "import pyarrow as pa; print(pa.table({'a': [1, 2]}).to_pandas()['a'].sum())"
+    )
+    env = {
+        **os.environ,
+        "APTRINSIC_API_KEY": API_KEY,
+        "APTRINSIC_BASE_URL": sandbox.base_url,
+        "APTRINSIC_DUCKDB_PATH": str(tmp_path / "aptrinsic.duckdb"),
+        "APTRINSIC_PIPELINES_DIR": str(tmp_path / "pipelines"),
+    }
+    day = END_DATE - dt.timedelta(days=1)
+    ran = subprocess.run(
+        [sys.executable, "-c", code, day.isoformat(), END_DATE.isoformat()],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert ran.stdout.splitlines()[-2:] == ["no pandas", "3"], ran.stdout[-2000:]
+    assert row_count(tmp_path / "aptrinsic.duckdb", "users") == 20
+    for table in EVENT_TABLES:
+        landed = _per_day(tmp_path / "aptrinsic.duckdb", table.name)
+        assert landed == _api_per_day(sandbox, "/v1" + table.path, day, 1) != {}, table.name

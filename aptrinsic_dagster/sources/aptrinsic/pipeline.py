@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,25 @@ class _JsonHintNotice(logging.Filter):
 _JSON_HINT_NOTICE = _JsonHintNotice()
 
 
+class _PandasUnavailable:
+    """An import hook under which ``import pandas`` fails, as if pandas were not installed."""
+
+    def find_spec(self, name: str, path: object, target: object = None) -> None:
+        if name == "pandas":
+            raise ImportError("pandas is left unloaded by this process")
+
+
+def _answer_pyarrows_pandas_probe() -> None:
+    if "pandas" in sys.modules:
+        return
+    hook = _PandasUnavailable()
+    sys.meta_path.insert(0, hook)
+    try:
+        pa.array([])  # pyarrow's one probe: it finds no pandas and remembers
+    finally:
+        sys.meta_path.remove(hook)
+
+
 def tune_process() -> None:
     """Process-wide settings for a load; called by the entry points that own the process.
 
@@ -115,6 +135,11 @@ def tune_process() -> None:
     - Arrow allocates from its own jemalloc pool, which keeps freed pages for reuse: ~40 MB of the
       same load's peak (benchmarks/memory.py at scale 0.25: 489 -> 447 MB, same speed). Arrow then
       allocates through malloc, under the arena limit above.
+    - pyarrow's first conversion of a Python list (``Table.from_pylist``, ``pa.array``) checks whether
+      the list is a pandas object, and imports pandas to find out: 52 MB of RSS that no load uses
+      (benchmarks/memory.py at scale 1.0, run side by side: 443 -> 409-420 MB). The probe is answered here with pandas
+      unavailable, and pyarrow remembers that answer; its explicit pandas calls (``to_pandas``) still
+      import pandas, and so can any other library.
     - dlt's notice that JSON hints won over Arrow text types, once per page, is silenced.
     """
     with contextlib.suppress(OSError, AttributeError):
@@ -122,4 +147,5 @@ def tune_process() -> None:
         libc.mallopt(-8, 2)  # M_ARENA_MAX = 2
         libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
     pa.set_memory_pool(pa.system_memory_pool())
+    _answer_pyarrows_pandas_probe()
     logging.getLogger("dlt").addFilter(_JSON_HINT_NOTICE)  # a set: adding twice keeps one
