@@ -8,7 +8,6 @@ the API budget across runs, and a key scan of every Postgres table and file it l
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import os
@@ -30,6 +29,7 @@ from aptrinsic_dagster.recover import POOL
 from aptrinsic_dagster.sources.aptrinsic.pipeline import STAGING_PREFIX
 from aptrinsic_dagster.sources.aptrinsic.settings import EVENT_TABLES, SNAPSHOT_TABLES
 from aptrinsic_sandbox import DataConfig, Faults, Sandbox, SandboxConfig
+from aptrinsic_sandbox.dev import stop_process_group
 from aptrinsic_sandbox.postgres import PostgresServer, free_port
 
 from .dev_server import ASSET_NODES, LAUNCH, STATUS, gql
@@ -234,12 +234,7 @@ def production(postgres_server: PostgresServer, tmp_path_factory: pytest.TempPat
         yield deployment
     finally:
         for proc in reversed(procs):
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=30)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
+            stop_process_group(proc)
         sandbox.stop()
 
 
