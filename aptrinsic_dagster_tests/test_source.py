@@ -429,8 +429,8 @@ def test_a_load_never_imports_pandas_and_pyarrow_still_converts_it_on_request(
     make_sandbox: SandboxFactory, tmp_path: Path
 ):
     """pyarrow imports pandas (52 MB of RSS) on its first list conversion to check whether the list
-    is a pandas object; tune_process answers that probe. A whole load in a fresh interpreter, with
-    Python's import log: every row lands, pandas is never imported, and to_pandas still works after."""
+    is a pandas object; tune_process answers that probe. A whole load by the plain script in a fresh
+    interpreter: every row lands, pandas is not in sys.modules after it, and to_pandas still works."""
     sandbox = make_sandbox(users=20, accounts=4, events_per_day=30)
     code = (
         "import sys, runpy; sys.argv = ['aptrinsic_pipeline.py', '--start', sys.argv[1], '--end', sys.argv[2], "

@@ -137,9 +137,9 @@ def tune_process() -> None:
       allocates through malloc, under the arena limit above.
     - pyarrow's first conversion of a Python list (``Table.from_pylist``, ``pa.array``) checks whether
       the list is a pandas object, and imports pandas to find out: 52 MB of RSS that no load uses
-      (benchmarks/memory.py at scale 1.0, run side by side: 443 -> 409-420 MB). The probe is answered here with pandas
-      unavailable, and pyarrow remembers that answer; its explicit pandas calls (``to_pandas``) still
-      import pandas, and so can any other library.
+      (benchmarks/memory.py at scale 1.0, run side by side: 443 -> 409-420 MB). The probe is answered
+      here with pandas unavailable, and pyarrow remembers that answer; its explicit pandas calls
+      (``to_pandas``) still import pandas, and so can any other library.
     - dlt's notice that JSON hints won over Arrow text types, once per page, is silenced.
     """
     with contextlib.suppress(OSError, AttributeError):
