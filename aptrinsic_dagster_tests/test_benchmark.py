@@ -33,3 +33,25 @@ def test_benchmark_paths_load_exact_row_counts(tmp_path: Path):
         assert path["total_rows"] == report["latency_events"] > 0
         assert "429" not in path["statuses"]
     assert "this project" in result.stdout and "seed-style, sequential" in result.stdout
+
+
+@pytest.mark.slow
+def test_the_merge_delete_benchmark_deletes_the_same_rows_both_ways_on_both_warehouses():
+    """The benchmark exits non-zero when dlt's one statement and the key-by-key ones delete different
+    rows; at this size both finish everywhere."""
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.merge_delete", "--per-day", "20", "--limit", "60"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    rows = [line.split() for line in result.stdout.splitlines() if line.startswith(("DuckDB", "Postgres"))]
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        (warehouse, stored, reloaded)
+        for warehouse in ("DuckDB", "Postgres")
+        for stored in ("600", "7,300")
+        for reloaded in ("20", "600")
+    ]
+    assert all(len(r) == 6 for r in rows), result.stdout  # both timings and the ratio: neither ran out

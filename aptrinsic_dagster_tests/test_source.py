@@ -29,7 +29,7 @@ from aptrinsic_dagster.sources.aptrinsic.pipeline import load, make_pipeline, wa
 from aptrinsic_dagster.sources.aptrinsic.settings import EVENT_TABLES, SNAPSHOT_TABLES
 from aptrinsic_sandbox import Faults, Sandbox
 
-from .helpers import API_KEY, DAY_MS, END_DATE, ROOT, SandboxFactory, cause, ms, query, row_count
+from .helpers import API_KEY, DAY_MS, END_DATE, ROOT, SandboxFactory, Warehouse, cause, ms, query, row_count
 
 START = END_DATE - dt.timedelta(days=7)
 WINDOW = (ms(START), ms(END_DATE))
@@ -456,3 +456,25 @@ def test_a_load_never_imports_pandas_and_pyarrow_still_converts_it_on_request(
     for table in EVENT_TABLES:
         landed = _per_day(tmp_path / "aptrinsic.duckdb", table.name)
         assert landed == _api_per_day(sandbox, "/v1" + table.path, day, 1) != {}, table.name
+
+
+@pytest.mark.slow
+def test_a_month_reloaded_over_its_own_history_finishes_and_stays_exact(
+    make_sandbox: SandboxFactory, warehouse: Warehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A backfill run again: 30 days of one table (3,000 events a day) reloaded over themselves. dlt's
+    merge deleted by ``id OR day`` in one statement, which DuckDB and Postgres join row by row: DuckDB
+    ran out of its memory limit, dlt retried the job again and again, and the run never ended."""
+    for name, value in warehouse.env.items():
+        monkeypatch.setenv(name, value)
+    first = END_DATE - dt.timedelta(days=30)
+    sandbox = make_sandbox(users=50, events_per_day=3000, days=30)
+    destination = warehouse_destination(warehouse.kind, duckdb_path=warehouse.duckdb_path)
+    pipeline = make_pipeline(destination, pipelines_dir=str(tmp_path / "pipelines"))
+    expected = _api_per_day(sandbox, "/v1/events/email", first, 30)
+    assert len(expected) == 30 and sum(expected.values()) > 85_000
+    for _ in range(2):
+        load(pipeline, source(sandbox, first, END_DATE, preferences=False).with_resources("events_email"))
+        sql = "SELECT _aptrinsic_day, count(*), count(DISTINCT event_id) FROM aptrinsic_data.events_email GROUP BY 1"
+        assert {day: n for day, n, _ in warehouse.query(sql)} == expected
+        assert all(n == distinct for _, n, distinct in warehouse.query(sql))

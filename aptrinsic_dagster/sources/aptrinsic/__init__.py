@@ -7,6 +7,9 @@ record deleted at the source is gone after the next refresh.
 
     source = aptrinsic_source(start="2026-01-01", end="2026-02-01")
     dlt.pipeline("aptrinsic_pipeline", destination="duckdb", dataset_name="aptrinsic_data").run(source)
+
+Reloads of loaded days merge fastest through ``pipeline.warehouse_destination()``, which deletes key by
+key (merges.py); dlt's own ``duckdb`` and ``postgres`` compare every stored event with every staged one.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
 """Postgres, with each merge holding its tables' lock: two loads of the same days at once stay exact.
+Its merges delete key by key too (merges.py).
 
 A delete-insert merge deletes the loaded days' rows and inserts the new ones in one transaction. Two
 such transactions at once on Postgres (READ COMMITTED) each delete only the rows committed when their
@@ -18,12 +19,13 @@ from dlt.common.destination.client import FollowupJobRequest, PreparedTableSchem
 from dlt.destinations import postgres
 from dlt.destinations.impl.postgres.postgres import PostgresClient
 from dlt.destinations.sql_client import SqlClientBase
-from dlt.destinations.sql_jobs import SqlMergeFollowupJob
+
+from .merges import KeyByKeyMergeJob
 
 LOCK_MODE = "SHARE ROW EXCLUSIVE"
 
 
-class LockingMergeJob(SqlMergeFollowupJob):
+class LockingMergeJob(KeyByKeyMergeJob):
     @classmethod
     def generate_sql(cls, table_chain: Sequence[PreparedTableSchema], sql_client: SqlClientBase[Any]) -> list[str]:
         locks = [

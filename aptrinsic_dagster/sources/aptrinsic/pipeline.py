@@ -59,7 +59,9 @@ def warehouse_destination(
     # grew the process to 1.4 GB. Bounded, it spills to disk instead, at the same speed (benchmarks/;
     # 64 MB ran out of memory with twenty load workers).
     credentials = DuckDbCredentials(str(path), global_config={"memory_limit": DUCKDB_MEMORY_LIMIT})
-    return dlt.destinations.duckdb(credentials, **options)
+    from .merges import KeyByKeyDuckDb  # dlt's DuckDB client: only when loading
+
+    return KeyByKeyDuckDb(credentials, destination_name="duckdb", **options)
 
 
 def make_pipeline(
