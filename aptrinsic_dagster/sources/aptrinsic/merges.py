@@ -4,12 +4,12 @@ its lock, on Postgres: merge_lock.py).
 An event table's merge has two keys: the event id (an event that moved to another day leaves its old
 one) and the day (a loaded day is replaced whole). dlt deletes by both in one statement, ``WHERE
 EXISTS (... d.id = s.id OR d.day = s.day)``, and neither DuckDB nor Postgres hash-joins an OR: each
-stored row is compared with every staged one. With the sandbox's events on DuckDB, reloading one day
-(2,844 events) into 90k stored took 1.88 s, into 1.09M 10.0 s: one of eleven tables, in every daily
-run, growing with the history; 30 days into 90k ran out of the 80 MB limit after 66 s, and dlt retried
-it again and again. On Postgres one day into 90k took 17.9 s. One DELETE per key, as dlt's own
-BigQuery merge does it, deletes the same rows (their union) through hash joins: 0.02 s, 0.06 s and
-0.05 s (benchmarks/merge_delete.py).
+stored row is compared with every staged one (dlt #2752 reports the same on Snowflake). With the
+sandbox's events on DuckDB, reloading one day (2,844 events) into 90k stored took 1.88 s, into 1.09M
+10.0 s: one of eleven tables, in every daily run, growing with the history; 30 days into 90k ran out
+of the 80 MB limit after 66 s, and dlt retried it again and again. On Postgres one day into 90k took
+17.9 s. One DELETE per key, as dlt's own BigQuery merge does it, deletes the same rows (their union)
+through hash joins: 0.02 s, 0.06 s and 0.05 s (benchmarks/merge_delete.py).
 """
 
 from __future__ import annotations
