@@ -16,6 +16,7 @@ from dlt.common.pipeline import LoadInfo
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.extract.source import DltSource
 
+from .merges import KeyByKeyDuckDb
 from .settings import PREFERENCES
 
 PIPELINE_NAME = "aptrinsic_pipeline"
@@ -59,8 +60,6 @@ def warehouse_destination(
     # grew the process to 1.4 GB. Bounded, it spills to disk instead, at the same speed (benchmarks/;
     # 64 MB ran out of memory with twenty load workers).
     credentials = DuckDbCredentials(str(path), global_config={"memory_limit": DUCKDB_MEMORY_LIMIT})
-    from .merges import KeyByKeyDuckDb  # dlt's DuckDB client: only when loading
-
     return KeyByKeyDuckDb(credentials, destination_name="duckdb", **options)
 
 
