@@ -93,6 +93,8 @@ def _compare(
                 run = functools.partial(_rolled_back, execute, statements(job, "events", "staging"))
                 timings.append(_timed(run, interrupt, limit))
             joined, split = (t[2] for t in timings)
+            if split is None:
+                raise SystemExit(f"{name}: the key-by-key DELETE did not finish ({_cell(timings[1])})")
             if joined is not None and joined != split:
                 raise SystemExit(f"{name}: one statement deleted {joined} rows, one per key {split}")
             rows.append((name, history * per_day, reload * per_day, *timings))
