@@ -1,8 +1,11 @@
 """The cost of the daily job, which every user pays every day: one daily partition of the event
 tables at scenario 1's scale, from launch to its checks done, broken down.
 
-Two launches, each against the same sandbox and a Dagster home of its own:
-- the CLI: ``dagster asset materialize --select group:aptrinsic_events --partition DAY``, one process;
+Three launches, each against the same sandbox and a Dagster home of its own:
+- the CLI: ``dagster asset materialize --select group:aptrinsic_events --partition DAY``, one process,
+  into an empty warehouse;
+- the same command into a warehouse that already holds the 29 days before DAY (loaded by one
+  ``--partition-range`` run, not timed): what the merge costs a user whose history is stored;
 - the daemon: ``dg dev`` as ``make dev`` starts it, the ``aptrinsic_daily_events`` job launched over
   GraphQL, as the schedule launches it (queued, dequeued, a run worker process started).
 
@@ -79,19 +82,14 @@ def _run_phases(env: dict, run_id: str | None = None) -> dict:
     return json.loads(probe.stdout.strip().splitlines()[-1])
 
 
-def via_cli(workdir: Path, base_url: str, day: str) -> dict:
-    env = _environment(workdir, base_url, "cli")
-    module = LOCATIONS["aptrinsic_dagster"]
-    command = ["dagster", "asset", "materialize", "-m", module, "--select", f"group:{EVENTS_GROUP}", "--partition", day]
-    command[0] = str(Path(sys.executable).with_name("dagster"))
-    log = workdir / "cli" / "materialize.log"
-    with log.open("wb") as out:
-        launched = time.time()
-        proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
-        ended = time.time()
-    if os.waitstatus_to_exitcode(status):
-        raise SystemExit(f"dagster asset materialize failed:\n{log.read_text()[-4000:]}")
+def via_cli(workdir: Path, base_url: str, day: str, name: str = "cli", stored: str | None = None) -> dict:
+    """One partition through ``dagster asset materialize``; ``stored`` is a partition range loaded first."""
+    env = _environment(workdir, base_url, name)
+    if stored:
+        _materialize(env, workdir / name / "stored.log", "--partition-range", stored)
+    launched = time.time()
+    usage = _materialize(env, workdir / name / "materialize.log", "--partition", day)
+    ended = time.time()
     phases = _run_phases(env)
     return {
         "total": ended - launched,
@@ -100,6 +98,20 @@ def via_cli(workdir: Path, base_url: str, day: str) -> dict:
         "peak_rss_mb": usage.ru_maxrss / 1024,
         **phases,
     }
+
+
+def _materialize(env: dict, log: Path, *partitions: str):
+    module = LOCATIONS["aptrinsic_dagster"]
+    command = [str(Path(sys.executable).with_name("dagster")), "asset", "materialize", "-m", module]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*command, "--select", f"group:{EVENTS_GROUP}", *partitions],
+            env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status):
+        raise SystemExit(f"dagster asset materialize {' '.join(partitions)} failed:\n{log.read_text()[-4000:]}")
+    return usage
 
 
 def via_daemon(workdir: Path, base_url: str, day: str) -> dict:
@@ -158,14 +170,18 @@ def _table(report: dict) -> str:
             )
     phases = ["to_run_start", "queued", "worker_start", "step_start", "extract", "normalize", "load", "metadata",
               "checks", "run_end_after_checks", "after_run_end", "total"]  # fmt: skip
-    lines.append(f"{'phase, seconds':<34}{'dagster asset materialize':>27}{'daemon (dg dev)':>18}")
+    paths, widths = ("cli", "cli_stored", "daemon"), (20, 20, 18)
+    lines.append(f"{'':<24}{'dagster asset materialize':>40}")
+    lines.append(f"{'phase, seconds':<24}{'empty warehouse':>20}{'29 days stored':>20}{'daemon (dg dev)':>18}")
+    show = lambda v: f"{v:.2f}" if v is not None else "-"  # noqa: E731
     for phase in phases:
-        cli, daemon = report["cli"].get(phase), report["daemon"].get(phase)
-        if cli is None and daemon is None:
-            continue
-        show = lambda v: f"{v:.2f}" if v is not None else "-"  # noqa: E731
-        lines.append(f"{phase:<34}{show(cli):>27}{show(daemon):>18}")
-    lines.append(f"peak RSS of the CLI process: {report['cli']['peak_rss_mb']:.0f} MB")
+        figures = [report[path].get(phase) for path in paths]
+        if any(f is not None for f in figures):
+            lines.append(f"{phase:<24}" + "".join(f"{show(f):>{w}}" for f, w in zip(figures, widths, strict=True)))
+    lines.append(
+        f"peak RSS of the CLI process: {report['cli']['peak_rss_mb']:.0f} MB empty,"
+        f" {report['cli_stored']['peak_rss_mb']:.0f} MB with {report['stored_rows']:,} rows stored"
+    )
     return "\n".join(lines)
 
 
@@ -182,6 +198,8 @@ def main() -> None:
     try:
         end = (dt.date.fromisoformat(args.day) + dt.timedelta(days=1)).isoformat()
         rows = _sandbox_rows(base_url, args.day, end)
+        first = (dt.date.fromisoformat(args.day) - dt.timedelta(days=29)).isoformat()
+        last = (dt.date.fromisoformat(args.day) - dt.timedelta(days=1)).isoformat()
         with tempfile.TemporaryDirectory(prefix="aptrinsic-daily-") as tmp:
             report = {
                 "scale": args.scale,
@@ -189,10 +207,12 @@ def main() -> None:
                 "rows": rows,
                 "runs": args.runs,
                 "code_locations": measure_locations(args.runs),
+                "stored_rows": _sandbox_rows(base_url, first, args.day),
                 "cli": via_cli(Path(tmp), base_url, args.day),
+                "cli_stored": via_cli(Path(tmp), base_url, args.day, "cli_stored", f"{first}...{last}"),
                 "daemon": via_daemon(Path(tmp), base_url, args.day),
             }
-            for path in ("cli", "daemon"):
+            for path in ("cli", "cli_stored", "daemon"):
                 if report[path]["rows"] != rows:
                     raise SystemExit(f"{path}: loaded {report[path]['rows']} rows, the sandbox holds {rows}")
     finally:
