@@ -22,7 +22,7 @@ from .settings import PREFERENCES
 PIPELINE_NAME = "aptrinsic_pipeline"
 DATASET_NAME = "aptrinsic_data"
 DEFAULT_DUCKDB_PATH = "aptrinsic.duckdb"  # the project's one default (dlt refuses a path in config.toml)
-DUCKDB_MEMORY_LIMIT = "56MB"
+DUCKDB_MEMORY_LIMIT = "80MB"
 
 
 # Replaced (snapshot) tables load into a staging dataset and are swapped in one transaction, on
@@ -57,9 +57,9 @@ def warehouse_destination(
         return Destination.from_reference(name, **options)
     path = duckdb_path or DEFAULT_DUCKDB_PATH
     # DuckDB's buffer manager takes up to 80% of RAM by default: merging a million events then
-    # grew the process to 1.4 GB. Bounded, it spills to disk instead (benchmarks/memory.py at scale
-    # 1.0: 80 MB peaked at 405-410 MB, 56 MB at 392-394 MB and 7% more wall time, 48 MB no lower;
-    # a day merged over 956k stored events took the same 2.3-2.5 s at 80 and 56 MB, daily_cost.py).
+    # grew the process to 1.4 GB. Bounded, it spills to disk instead, at the same speed (benchmarks/;
+    # 64 MB ran out of memory with twenty load workers, 56 MB with one loading a 365-day backfill of
+    # ~300k events into one table).
     credentials = DuckDbCredentials(str(path), global_config={"memory_limit": DUCKDB_MEMORY_LIMIT})
     return KeyByKeyDuckDb(credentials, destination_name="duckdb", **options)
 
