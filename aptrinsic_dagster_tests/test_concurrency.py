@@ -1,8 +1,9 @@
 """Loads at once into one Postgres warehouse stay exact, the same days included.
 
-Two hazards: dlt stages merges in ``<dataset>_staging``, and shared by loads at once their merges
-duplicate or drop rows (dlt #4297), so each run stages in a dataset of its own; and two delete-insert
-merges of the same day at once each insert it, so each merge locks its table (merge_lock.py).
+Three hazards: dlt stages merges in ``<dataset>_staging``, and shared by loads at once their merges
+duplicate or drop rows (dlt #4297), so each run stages in a dataset of its own; two delete-insert
+merges of the same day at once each insert it, so each merge locks its table (merge_lock.py); and
+first loads into a new warehouse at once each create its tables, so schema updates take a lock too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,6 +152,31 @@ def test_overlapping_loads_at_once_merge_exactly_share_one_api_budget_and_leave_
     assert "429" not in stats["statuses"] and stats["peak_rps"] <= API_CAP, stats["statuses"]
 
 
+def _two_loads_released_together(env, url, sandbox, blocker, waiting_sql: str, where: str, release: Callable) -> None:
+    """Starts two loads of one day, waits until ``waiting_sql`` counts two lock waits (both loads held
+    at ``where`` by ``blocker``'s open transaction), lets them go at once (``release``: its commit or
+    rollback) and asserts both succeed and the day is exact."""
+    day = DAYS[0]
+    loads = [_Load.start(env, str(uuid.uuid4()), day, day) for _ in range(2)]
+    watcher = psycopg2.connect(url)
+    watcher.autocommit = True
+    deadline = time.monotonic() + 180
+    with watcher.cursor() as cur:
+        while True:
+            cur.execute(waiting_sql)
+            if cur.fetchone()[0] == 2:
+                break
+            assert all(load.proc.poll() is None for load in loads), _failures(loads)
+            assert time.monotonic() < deadline, f"both loads reach {where}"
+            time.sleep(0.1)
+    release()
+    blocker.close()
+    assert not (errors := _failures(loads)), errors
+    with watcher.cursor() as cur:
+        _assert_days_exact(cur, sandbox, [day])
+    watcher.close()
+
+
 @pytest.mark.slow
 def test_two_merges_of_the_same_day_at_the_same_moment_store_it_once(make_sandbox, postgres_server, tmp_path):
     """The interleaving that stores a day twice, made certain: a session holds SHARE on the table
@@ -162,24 +189,27 @@ def test_two_merges_of_the_same_day_at_the_same_moment_store_it_once(make_sandbo
     blocker = psycopg2.connect(url)
     with blocker.cursor() as cur:
         cur.execute("LOCK TABLE aptrinsic_data.events_session IN SHARE MODE")
-    loads = [_Load.start(env, str(uuid.uuid4()), day, day) for _ in range(2)]
-    watcher = psycopg2.connect(url)
-    watcher.autocommit = True
-    deadline = time.monotonic() + 180
-    with watcher.cursor() as cur:
-        while True:
-            cur.execute(
-                "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = %s::regclass",
-                ("aptrinsic_data.events_session",),
-            )
-            if cur.fetchone()[0] == 2:
-                break
-            assert all(load.proc.poll() is None for load in loads), _failures(loads)
-            assert time.monotonic() < deadline, "both loads reach the merge of events_session"
-            time.sleep(0.1)
-    blocker.commit()  # both merges may go now
-    blocker.close()
-    assert not (errors := _failures(loads)), errors
-    with watcher.cursor() as cur:
-        _assert_days_exact(cur, sandbox, [day])
-    watcher.close()
+    waiting = "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'aptrinsic_data.events_session'::regclass"
+    _two_loads_released_together(env, url, sandbox, blocker, waiting, "the merge of events_session", blocker.commit)
+
+
+@pytest.mark.slow
+def test_two_first_loads_into_an_empty_warehouse_at_the_same_moment_both_create_its_tables(
+    make_sandbox, postgres_server, tmp_path
+):
+    """The race that failed a run of a first backfill (a seven-day range launched on a new warehouse):
+    both loads find no tables and both create them, and the second ``CREATE TABLE`` fails on
+    Postgres's catalog (duplicate key in ``pg_type``, or a deadlock). Made certain here: a session
+    creating ``_dlt_version`` holds both loads inside the schema update, then rolls back."""
+    sandbox = make_sandbox(users=50, events_per_day=300)
+    env, url = _environment(sandbox, postgres_server, tmp_path)
+    blocker = psycopg2.connect(url)
+    with blocker.cursor() as cur:
+        cur.execute("CREATE SCHEMA aptrinsic_data")
+        blocker.commit()
+        cur.execute("CREATE TABLE aptrinsic_data._dlt_version (version bigint)")  # not committed
+    waiting = (
+        "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid IN "
+        "(SELECT pid FROM pg_stat_activity WHERE datname = current_database())"
+    )
+    _two_loads_released_together(env, url, sandbox, blocker, waiting, "the schema update", blocker.rollback)

@@ -52,7 +52,7 @@ SENSORS = """query($s: RepositorySelector!) { repositoryOrError(repositorySelect
 STOP_SENSOR = """mutation($id: String!) { stopSensor(id: $id) { __typename
   ... on StopSensorMutationResult { instigationState { status } } } }"""
 ERRORS = """query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection { events {
-  ... on MessageEvent { message level } ... on ErrorEvent { error { message } } } } } }"""
+  ... on MessageEvent { message level } ... on ErrorEvent { error { message causes { message } } } } } } }"""
 RETRIES = """query($id: String!) { runsOrError(filter: {tags: [{key: "dagster/parent_run_id", value: $id}]}) {
   ... on Runs { results { runId status } } } }"""
 
@@ -108,18 +108,20 @@ class Production:
         )
         return {name for (name,) in rows}
 
-    def errors(self, statuses: dict[str, str]) -> dict[str, list[str]]:
-        """What each run that did not succeed logged as an error."""
-        found = {}
+    def errors(self, statuses: dict[str, str]) -> str:
+        """What each run that did not succeed logged as an error, in full (a non-string assertion
+        message is cut to 240 characters by pytest, which hides the cause)."""
+        found = []
         for run_id, status in statuses.items():
             if status != "SUCCESS":
                 events = gql(self.url, ERRORS, id=run_id)["logsForRun"]["events"]
-                found[run_id] = [
-                    (e.get("error") or {}).get("message") or e.get("message", "")
-                    for e in events
-                    if e.get("level") in ("ERROR", "CRITICAL") or e.get("error")
-                ]
-        return found
+                found.append(f"run {run_id} {status}:")
+                for event in events:
+                    if error := event.get("error"):
+                        found += [error["message"]] + [cause["message"] for cause in error["causes"]]
+                    elif event.get("level") in ("ERROR", "CRITICAL"):
+                        found.append(event["message"])
+        return "\n".join(found)
 
 
 def _wait(predicate: Callable[[], object], timeout: float, what: str, during: Callable[[], None] = lambda: None):
@@ -209,7 +211,10 @@ def production(postgres_server: PostgresServer, tmp_path_factory: pytest.TempPat
             return (
                 requests.get(deployment.url + "/server_info", timeout=2).ok
                 and bool(gql(deployment.url, ASSET_NODES)["assetNodes"])
-                and bool(gql(deployment.url, SENSORS, s=MARTS_REPOSITORY)["repositoryOrError"]["sensors"])
+                and all(
+                    gql(deployment.url, SENSORS, s=repository)["repositoryOrError"]["sensors"]
+                    for repository in (REPOSITORY, MARTS_REPOSITORY)
+                )
             )
         except (requests.RequestException, KeyError, TypeError):
             return False
