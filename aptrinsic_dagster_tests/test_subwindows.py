@@ -39,8 +39,9 @@ def scroll_windows(sandbox: Sandbox, endpoint: str = SESSION) -> list[tuple[int,
 def test_a_window_of_many_pages_loads_exactly_as_concurrent_sub_windows(
     make_sandbox: SandboxFactory, pipeline, duckdb_path
 ):
-    # 12 days of ~50 session events in pages of 10: about 60 pages, split in 4 at days 3, 6 and 9, each
-    # of which opens with an event at 00:00:00.000 (the sandbox puts one on every third day).
+    # 12 days of ~50 session events in pages of 10: about 60 pages, split in 2 at day 6, which opens with
+    # an event at 00:00:00.000 (the sandbox puts one on every third day), and the halves split again
+    # as the load nears its end.
     sandbox = make_sandbox(users=40, days=12, events_per_day=50, faults=Faults(latency_ms=40))
     start = END_DATE - dt.timedelta(days=12)
     load(pipeline, source(sandbox, start, page_size=10, max_in_flight=3))
@@ -136,3 +137,26 @@ def test_more_scrolls_in_flight_than_the_default_keep_their_connections(
         load(pipeline, source(sandbox, END_DATE - dt.timedelta(days=120), page_size=10, max_in_flight=48))
     assert sandbox.stats.snapshot()["peak_in_flight_by_endpoint"][SESSION] > 32
     assert not [r.getMessage() for r in caplog.records if "pool is full" in r.getMessage()]
+
+
+def test_a_backfill_starts_its_longest_scrolls_first_and_ends_on_short_ones(
+    make_sandbox: SandboxFactory, pipeline, duckdb_path
+):
+    # A scroll's pages follow one another, so the scrolls started last set when a load ends: 60 days of
+    # ~50 session events in pages of 10 (about 300 pages) over 4 scrolls at once.
+    sandbox = make_sandbox(users=40, days=60, events_per_day=50, faults=Faults(latency_ms=5))
+    start = END_DATE - dt.timedelta(days=60)
+    load(pipeline, source(sandbox, start, page_size=10, max_in_flight=4))
+
+    _probe, *parts = scroll_windows(sandbox)
+    pages = [sandbox.count(SESSION, a, b) // 10 + 1 for a, b in parts]  # a scroll ends on a short page
+    assert min(pages[:4]) > 2 * max(pages[-4:])
+    fewest = -(-sandbox.count(SESSION, ms(start), ms(END_DATE)) // 10)
+    assert sandbox.stats.snapshot()["requests"][SESSION] <= 1.1 * fewest
+    parts.sort()
+    assert parts[0][0] == ms(start) and parts[-1][1] == ms(END_DATE)
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(parts)), "no gap, no overlap"
+    [(rows, distinct)] = query(
+        duckdb_path, "SELECT count(*), count(DISTINCT event_id) FROM aptrinsic_data.events_session"
+    )
+    assert rows == distinct == sandbox.count(SESSION, ms(start), ms(END_DATE))

@@ -11,6 +11,14 @@ more than ``PAGES_PER_SCROLL`` pages is left after that page and split into ceil
 turns out to need more than twice that (events bunched in time) is split again the same way, down to
 one day. A split costs its one page; each sub-window's last page is short, half a page on average.
 
+Order: a scroll's pages follow one another, so the scrolls started last set when the load ends. A
+free thread takes the pending scroll with the most pages (probes first), and one about to start
+with more pages than its share of those still pending (the pending pages over the threads) is split
+first, down to ``TAIL_PAGES`` or one day: the load ends on short scrolls, all finishing together.
+Started in arrival order, sub-windows of 16 pages left a 365-day backfill (benchmarks/, scenario 3,
+150 ms per request at 150 requests/s) requesting below the cap for its last 3 s; this way the
+sub-windows can be longer (fewer short last pages), and the extract took 70.0 s against 72.6 s.
+
 dlt's own parallelism does not fit here: ``dlt.defer`` returns one item per call (a whole sub-window
 in memory), and a scroll's pages chain on ``scrollId``. Threads never wait on a slow consumer: a
 scroll whose table already holds ``BUFFERED_PAGES`` pages waits, parked, off the pool, so memory is
@@ -19,8 +27,8 @@ bounded by the pool and the buffers, and no table can starve another.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
+import heapq
 import itertools
 import math
 import queue
@@ -32,7 +40,8 @@ from typing import Any
 from .api_counts import ApiCounts
 from .windows import Window
 
-PAGES_PER_SCROLL = 16  # chains of 16-32 pages; splitting wastes ~0.5 page per sub-window (~3%)
+PAGES_PER_SCROLL = 32  # chains of 32-64 pages; splitting wastes ~0.5 page per sub-window (~1.5%)
+TAIL_PAGES = 4  # the shortest scroll a split near the end of a load makes
 BUFFERED_PAGES = 2  # pages of a table fetched and not yet taken by dlt before its scrolls park
 DEFAULT_MAX_IN_FLIGHT = 32  # requests at once: 200/s at 150 ms per request needs 30
 
@@ -53,20 +62,24 @@ def split_days(window: Window, parts: int) -> list[Window]:
 
 class ScrollPool:
     """The threads that run the load's scrolls; created when a table first needs them and shut down
-    when the last table using them is done."""
+    when the last table using them is done. A free thread takes the pending scroll with the most
+    pages (a window not yet probed, or a parked scroll, counts as the most)."""
 
     def __init__(self, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT) -> None:
         self.max_in_flight = max_in_flight
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self._users = 0
+        self._pending: list[tuple[float, int, Callable[[], None]]] = []  # a heap: (-pages, order, task)
+        self._pending_pages = 0.0  # the pages of the pending scrolls that have a size
+        self._probing = 0  # API windows whose size is not known yet
+        self._order = itertools.count()
 
-    def _acquire(self) -> ThreadPoolExecutor:
+    def _acquire(self) -> None:
         with self._lock:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="aptrinsic-scroll")
             self._users += 1
-            return self._executor
 
     def _release(self) -> None:
         with self._lock:
@@ -75,11 +88,41 @@ class ScrollPool:
                 # Running scrolls see their table stopped at their next page and end.
                 self._executor.shutdown(wait=False, cancel_futures=True)
                 self._executor = None
+                self._pending.clear()
+                self._pending_pages, self._probing = 0.0, 0
+
+    def submit(self, pages: float, task: Callable[[], None]) -> None:
+        """Run ``task`` (a scroll of about ``pages`` pages) on a free thread, longest first."""
+        with self._lock:
+            if self._executor is None:  # the pool is shut down: the load is over
+                return
+            heapq.heappush(self._pending, (-pages, next(self._order), task))
+            self._pending_pages += pages if math.isfinite(pages) else 0.0
+            self._executor.submit(self._run_longest)
+
+    def tail_share(self) -> float:
+        """The pages a scroll starting now should not exceed, so that it ends with the rest: the
+        pending pages over the threads (infinite while windows are still being probed)."""
+        with self._lock:
+            return math.inf if self._probing else self._pending_pages / self.max_in_flight
+
+    def probing(self, change: int) -> None:
+        with self._lock:
+            self._probing += change
+
+    def _run_longest(self) -> None:
+        with self._lock:
+            if not self._pending:
+                return
+            pages, _, task = heapq.heappop(self._pending)
+            self._pending_pages -= -pages if math.isfinite(pages) else 0.0
+        task()
 
     def pages(self, windows: list[Window], page_size: int, fetch: Fetch) -> Iterator[tuple[int, Any]]:
         """``(i, page)`` for each non-empty page of API window ``windows[i]``, as pages arrive, and
         once the window is done, ``(i, ApiCounts)``: what its sub-windows saw, summed."""
-        table = _Table(self._acquire(), windows, page_size, fetch)
+        self._acquire()
+        table = _Table(self, windows, page_size, fetch)
         try:
             yield from table.items()
         finally:
@@ -90,14 +133,8 @@ class ScrollPool:
 class _Table:
     """One table's scrolls: what they have fetched, what they still owe, and the first error."""
 
-    def __init__(
-        self,
-        executor: ThreadPoolExecutor,
-        windows: list[Window],
-        page_size: int,
-        fetch: Fetch,
-    ) -> None:
-        self._executor, self._page_size, self._fetch = executor, page_size, fetch
+    def __init__(self, pool: ScrollPool, windows: list[Window], page_size: int, fetch: Fetch) -> None:
+        self._pool, self._page_size, self._fetch = pool, page_size, fetch
         self._ready: queue.SimpleQueue[tuple[str, int, Any]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._buffered = 0
@@ -105,8 +142,9 @@ class _Table:
         self._stopped = False
         self._owed = [1] * len(windows)  # scrolls still running per API window
         self._counts = [ApiCounts() for _ in windows]
+        pool.probing(len(windows))
         for i, window in enumerate(windows):
-            self._submit(lambda i=i, w=window: self._scroll(i, w, PAGES_PER_SCROLL))
+            self._pool.submit(math.inf, lambda i=i, w=window: self._scroll(i, w, PAGES_PER_SCROLL, math.inf))
 
     def items(self) -> Iterator[tuple[int, Any]]:
         open_windows = len(self._owed)
@@ -121,7 +159,7 @@ class _Table:
                     self._buffered -= 1
                     resume, self._parked = (self._parked, []) if self._buffered < BUFFERED_PAGES else ([], self._parked)
                 for task in resume:
-                    self._submit(task)
+                    self._pool.submit(math.inf, task)
             yield i, item
 
     def stop(self) -> None:
@@ -129,26 +167,32 @@ class _Table:
             self._stopped = True
             self._parked.clear()
 
-    def _submit(self, task: Callable[[], None]) -> None:
-        with contextlib.suppress(RuntimeError):  # the pool is shut down: the load is over
-            self._executor.submit(task)
-
-    def _scroll(self, i: int, window: Window, split_above: int) -> None:
+    def _scroll(self, i: int, window: Window, split_above: int, estimate: float) -> None:
         with self._lock:
             if self._stopped:
                 return
             if self._buffered >= BUFFERED_PAGES:  # dlt is behind: start no scroll that would only park
-                self._parked.append(lambda: self._scroll(i, window, split_above))
+                self._parked.append(lambda: self._scroll(i, window, split_above, estimate))
                 return
+        # The last scrolls to start set when the load ends, one page after another: near the end, a
+        # scroll longer than its share of the pages still pending is split first (see the module).
+        share = self._pool.tail_share()
+        if estimate > max(TAIL_PAGES, share) and (window[1] - window[0]).days > 1:
+            self._split(i, window, math.ceil(estimate / max(TAIL_PAGES, share)), estimate)
+            return
         counts = ApiCounts()
         pages = self._fetch(window, counts)
         try:
-            first = next(pages, None)
+            try:
+                first = next(pages, None)
+            finally:
+                if not math.isfinite(estimate):  # the probe of an API window
+                    self._pool.probing(-1)
             if first is not None and (window[1] - window[0]).days > 1:
                 needed = math.ceil((counts.total_hits or 0) / self._page_size)
                 if needed > split_above:
                     pages.close()
-                    self._split(i, window, math.ceil(needed / PAGES_PER_SCROLL))
+                    self._split(i, window, math.ceil(needed / PAGES_PER_SCROLL), needed)
                     return
         except BaseException as exc:
             pages.close()
@@ -156,12 +200,15 @@ class _Table:
             return
         self._continue(i, pages, counts, first)
 
-    def _split(self, i: int, window: Window, parts: int) -> None:
+    def _split(self, i: int, window: Window, parts: int, pages: float) -> None:
+        """``window`` (about ``pages`` pages) as ``parts`` scrolls of equal days, pending."""
         windows = split_days(window, parts)
         with self._lock:
             self._owed[i] += len(windows) - 1
+        days = (window[1] - window[0]).days
         for part in windows:
-            self._submit(lambda part=part: self._scroll(i, part, 2 * PAGES_PER_SCROLL))
+            estimate = pages * (part[1] - part[0]).days / days
+            self._pool.submit(estimate, lambda part=part, e=estimate: self._scroll(i, part, 2 * PAGES_PER_SCROLL, e))
 
     def _continue(self, i: int, pages: Iterator[list[dict]], counts: ApiCounts, records: Any = _NEXT) -> None:
         """Hand pages over until the scroll ends, the table stops, or its buffer is full: then the
