@@ -28,7 +28,6 @@ from .sources.aptrinsic import (
     validate_api_key,
 )
 from .sources.aptrinsic.client import DEFAULT_MAX_RUN_SECONDS, DEFAULT_RESPONSE_DEADLINE, AptrinsicClient, RateLimiter
-from .sources.aptrinsic.merges import close_held_connections
 from .sources.aptrinsic.pipeline import (
     DATASET_NAME,
     STAGING_PREFIX,
@@ -226,7 +225,6 @@ class WarehouseResource(dg.ConfigurableResource):
         try:
             yield pipeline
         finally:
-            close_held_connections()  # a failed load's (merges.py)
             _drop_staging(pipeline, [staging_layout(run_id) % DATASET_NAME])
         shutil.rmtree(working, ignore_errors=True)
 

@@ -16,7 +16,7 @@ from dlt.common.pipeline import LoadInfo
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.extract.source import DltSource
 
-from .merges import KeyByKeyDuckDb, close_held_connections
+from .merges import KeyByKeyDuckDb
 from .settings import PREFERENCES
 
 PIPELINE_NAME = "aptrinsic_pipeline"
@@ -84,13 +84,10 @@ def load(pipeline: dlt.Pipeline, source: DltSource) -> list[LoadInfo]:
     selected = list(source.selected_resources)
     first = [name for name in selected if name != PREFERENCES.name]
     infos = []
-    try:
-        if first:
-            infos.append(pipeline.run(source.with_resources(*first)))
-        if PREFERENCES.name in selected:
-            infos.append(pipeline.run(source.with_resources(PREFERENCES.name)))
-    finally:
-        close_held_connections()
+    if first:
+        infos.append(pipeline.run(source.with_resources(*first)))
+    if PREFERENCES.name in selected:
+        infos.append(pipeline.run(source.with_resources(PREFERENCES.name)))
     for info in infos:
         info.raise_on_failed_jobs()
     return infos
