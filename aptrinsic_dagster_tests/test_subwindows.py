@@ -36,32 +36,52 @@ def scroll_windows(sandbox: Sandbox, endpoint: str = SESSION) -> list[tuple[int,
     ]
 
 
+def load_in_sub_windows(
+    make_sandbox: SandboxFactory, pipeline, days: int, max_in_flight: int, latency_ms: int
+) -> tuple[Sandbox, dt.date, tuple[int, int], list[tuple[int, int]]]:
+    """~50 session events a day over ``days`` days, loaded in pages of 10: the sandbox, the start, the
+    first scroll (the whole window's probe) and the sub-window scrolls, in the order they started."""
+    sandbox = make_sandbox(users=40, days=days, events_per_day=50, faults=Faults(latency_ms=latency_ms))
+    start = END_DATE - dt.timedelta(days=days)
+    load(pipeline, source(sandbox, start, page_size=10, max_in_flight=max_in_flight))
+    probe, *parts = scroll_windows(sandbox)
+    return sandbox, start, probe, parts
+
+
+def assert_tiled(parts: list[tuple[int, int]], start: dt.date) -> None:
+    """The sub-windows cover [start, END_DATE) in whole UTC days, with no gap and no overlap."""
+    parts = sorted(parts)
+    assert parts[0][0] == ms(start) and parts[-1][1] == ms(END_DATE)
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(parts)), "no gap, no overlap"
+    assert all(b % DAY_MS == 0 for part in parts for b in part), "whole UTC days"
+
+
+def exact_rows(duckdb_path, sandbox: Sandbox, start: dt.date) -> int:
+    """Rows loaded, asserted to be every event of the window once."""
+    [(rows, distinct)] = query(
+        duckdb_path, "SELECT count(*), count(DISTINCT event_id) FROM aptrinsic_data.events_session"
+    )
+    assert rows == distinct == sandbox.count(SESSION, ms(start), ms(END_DATE))
+    return rows
+
+
 def test_a_window_of_many_pages_loads_exactly_as_concurrent_sub_windows(
     make_sandbox: SandboxFactory, pipeline, duckdb_path
 ):
     # 12 days of ~50 session events in pages of 10: about 60 pages, split in 2 at day 6, which opens with
     # an event at 00:00:00.000 (the sandbox puts one on every third day), and the halves split again
     # as the load nears its end.
-    sandbox = make_sandbox(users=40, days=12, events_per_day=50, faults=Faults(latency_ms=40))
-    start = END_DATE - dt.timedelta(days=12)
-    load(pipeline, source(sandbox, start, page_size=10, max_in_flight=3))
-
-    probe, *parts = scroll_windows(sandbox)
+    sandbox, start, probe, parts = load_in_sub_windows(make_sandbox, pipeline, 12, max_in_flight=3, latency_ms=40)
     assert probe == (ms(start), ms(END_DATE))  # the first page of the whole window tells its size
-    parts.sort()
     assert len(parts) >= 3
-    assert parts[0][0] == ms(start) and parts[-1][1] == ms(END_DATE)
-    assert all(a[1] == b[0] for a, b in itertools.pairwise(parts)), "no gap, no overlap"
-    assert all(b % DAY_MS == 0 for part in parts for b in part), "whole UTC days"
+    assert_tiled(parts, start)
+    parts.sort()
 
     per_day = dict(query(duckdb_path, "SELECT _aptrinsic_day, count(*) FROM aptrinsic_data.events_session GROUP BY 1"))
     for i in range(12):
         day = start + dt.timedelta(days=i)
         assert per_day.get(day, 0) == sandbox.count(SESSION, ms(day), ms(day) + DAY_MS), day
-    [(rows, distinct)] = query(
-        duckdb_path, "SELECT count(*), count(DISTINCT event_id) FROM aptrinsic_data.events_session"
-    )
-    assert rows == distinct == sandbox.count(SESSION, ms(start), ms(END_DATE))
+    rows = exact_rows(duckdb_path, sandbox, start)
     # One fact row per API window, the sub-windows summed: what the checks reconcile against.
     facts = query(
         duckdb_path,
@@ -142,21 +162,12 @@ def test_more_scrolls_in_flight_than_the_default_keep_their_connections(
 def test_a_backfill_starts_its_longest_scrolls_first_and_ends_on_short_ones(
     make_sandbox: SandboxFactory, pipeline, duckdb_path
 ):
-    # A scroll's pages follow one another, so the scrolls started last set when a load ends: 60 days of
-    # ~50 session events in pages of 10 (about 300 pages) over 4 scrolls at once.
-    sandbox = make_sandbox(users=40, days=60, events_per_day=50, faults=Faults(latency_ms=5))
-    start = END_DATE - dt.timedelta(days=60)
-    load(pipeline, source(sandbox, start, page_size=10, max_in_flight=4))
-
-    _probe, *parts = scroll_windows(sandbox)
+    # A scroll's pages follow one another, so the scrolls started last set when a load ends: 60 days
+    # (about 300 pages) over 4 scrolls at once.
+    sandbox, start, _, parts = load_in_sub_windows(make_sandbox, pipeline, 60, max_in_flight=4, latency_ms=5)
     pages = [sandbox.count(SESSION, a, b) // 10 + 1 for a, b in parts]  # a scroll ends on a short page
     assert min(pages[:4]) > 2 * max(pages[-4:])
     fewest = -(-sandbox.count(SESSION, ms(start), ms(END_DATE)) // 10)
     assert sandbox.stats.snapshot()["requests"][SESSION] <= 1.1 * fewest
-    parts.sort()
-    assert parts[0][0] == ms(start) and parts[-1][1] == ms(END_DATE)
-    assert all(a[1] == b[0] for a, b in itertools.pairwise(parts)), "no gap, no overlap"
-    [(rows, distinct)] = query(
-        duckdb_path, "SELECT count(*), count(DISTINCT event_id) FROM aptrinsic_data.events_session"
-    )
-    assert rows == distinct == sandbox.count(SESSION, ms(start), ms(END_DATE))
+    assert_tiled(parts, start)
+    exact_rows(duckdb_path, sandbox, start)
