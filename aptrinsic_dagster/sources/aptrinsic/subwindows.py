@@ -91,14 +91,17 @@ class ScrollPool:
                 self._pending.clear()
                 self._pending_pages, self._probing = 0.0, 0
 
-    def submit(self, pages: float, task: Callable[[], None]) -> None:
-        """Run ``task`` (a scroll of about ``pages`` pages) on a free thread, longest first."""
+    def submit(self, *scrolls: tuple[float, Callable[[], None]]) -> None:
+        """Run each ``(pages, task)`` (a scroll of about ``pages`` pages) on a free thread, longest
+        first; pending together, so none starts before its siblings count as pending."""
         with self._lock:
             if self._executor is None:  # the pool is shut down: the load is over
                 return
-            heapq.heappush(self._pending, (-pages, next(self._order), task))
-            self._pending_pages += pages if math.isfinite(pages) else 0.0
-            self._executor.submit(self._run_longest)
+            for pages, task in scrolls:
+                heapq.heappush(self._pending, (-pages, next(self._order), task))
+                self._pending_pages += pages if math.isfinite(pages) else 0.0
+            for _ in scrolls:
+                self._executor.submit(self._run_longest)
 
     def tail_share(self) -> float:
         """The pages a scroll starting now should not exceed, so that it ends with the rest: the
@@ -144,7 +147,7 @@ class _Table:
         self._counts = [ApiCounts() for _ in windows]
         pool.probing(len(windows))
         for i, window in enumerate(windows):
-            self._pool.submit(math.inf, lambda i=i, w=window: self._scroll(i, w, PAGES_PER_SCROLL, math.inf))
+            self._pool.submit((math.inf, lambda i=i, w=window: self._scroll(i, w, PAGES_PER_SCROLL, math.inf)))
 
     def items(self) -> Iterator[tuple[int, Any]]:
         open_windows = len(self._owed)
@@ -159,7 +162,7 @@ class _Table:
                     self._buffered -= 1
                     resume, self._parked = (self._parked, []) if self._buffered < BUFFERED_PAGES else ([], self._parked)
                 for task in resume:
-                    self._pool.submit(math.inf, task)
+                    self._pool.submit((math.inf, task))
             yield i, item
 
     def stop(self) -> None:
@@ -183,11 +186,7 @@ class _Table:
         counts = ApiCounts()
         pages = self._fetch(window, counts)
         try:
-            try:
-                first = next(pages, None)
-            finally:
-                if not math.isfinite(estimate):  # the probe of an API window
-                    self._pool.probing(-1)
+            first = next(pages, None)
             if first is not None and (window[1] - window[0]).days > 1:
                 needed = math.ceil((counts.total_hits or 0) / self._page_size)
                 if needed > split_above:
@@ -198,6 +197,9 @@ class _Table:
             pages.close()
             self._fail(exc)
             return
+        finally:
+            if not math.isfinite(estimate):  # an API window's probe: its size, and its parts, are known
+                self._pool.probing(-1)
         self._continue(i, pages, counts, first)
 
     def _split(self, i: int, window: Window, parts: int, pages: float) -> None:
@@ -206,9 +208,13 @@ class _Table:
         with self._lock:
             self._owed[i] += len(windows) - 1
         days = (window[1] - window[0]).days
-        for part in windows:
-            estimate = pages * (part[1] - part[0]).days / days
-            self._pool.submit(estimate, lambda part=part, e=estimate: self._scroll(i, part, 2 * PAGES_PER_SCROLL, e))
+        estimates = [pages * (end - start).days / days for start, end in windows]
+        self._pool.submit(
+            *(
+                (e, lambda part=part, e=e: self._scroll(i, part, 2 * PAGES_PER_SCROLL, e))
+                for part, e in zip(windows, estimates, strict=True)
+            )
+        )
 
     def _continue(self, i: int, pages: Iterator[list[dict]], counts: ApiCounts, records: Any = _NEXT) -> None:
         """Hand pages over until the scroll ends, the table stops, or its buffer is full: then the
