@@ -91,15 +91,17 @@ class ScrollPool:
                 self._pending.clear()
                 self._pending_pages, self._probing = 0.0, 0
 
-    def submit(self, *scrolls: tuple[float, Callable[[], None]]) -> None:
+    def submit(self, *scrolls: tuple[float, Callable[[], None]], probed: bool = False) -> None:
         """Run each ``(pages, task)`` (a scroll of about ``pages`` pages) on a free thread, longest
-        first; pending together, so none starts before its siblings count as pending."""
+        first; pending together, so none starts before its siblings count as pending. ``probed``:
+        these are the parts of a probed API window, no longer being probed from now on."""
         with self._lock:
             if self._executor is None:  # the pool is shut down: the load is over
                 return
             for pages, task in scrolls:
                 heapq.heappush(self._pending, (-pages, next(self._order), task))
                 self._pending_pages += pages if math.isfinite(pages) else 0.0
+            self._probing -= probed
             for _ in scrolls:
                 self._executor.submit(self._run_longest)
 
@@ -183,6 +185,7 @@ class _Table:
         if estimate > max(TAIL_PAGES, share) and (window[1] - window[0]).days > 1:
             self._split(i, window, math.ceil(estimate / max(TAIL_PAGES, share)), estimate)
             return
+        probe = not math.isfinite(estimate)  # an API window's first page: its size is not known yet
         counts = ApiCounts()
         pages = self._fetch(window, counts)
         try:
@@ -191,19 +194,19 @@ class _Table:
                 needed = math.ceil((counts.total_hits or 0) / self._page_size)
                 if needed > split_above:
                     pages.close()
-                    self._split(i, window, math.ceil(needed / PAGES_PER_SCROLL), needed)
+                    self._split(i, window, math.ceil(needed / PAGES_PER_SCROLL), needed, probed=probe)
                     return
         except BaseException as exc:
             pages.close()
             self._fail(exc)
             return
-        finally:
-            if not math.isfinite(estimate):  # an API window's probe: its size, and its parts, are known
-                self._pool.probing(-1)
+        if probe:
+            self._pool.probing(-1)
         self._continue(i, pages, counts, first)
 
-    def _split(self, i: int, window: Window, parts: int, pages: float) -> None:
-        """``window`` (about ``pages`` pages) as ``parts`` scrolls of equal days, pending."""
+    def _split(self, i: int, window: Window, parts: int, pages: float, probed: bool = False) -> None:
+        """``window`` (about ``pages`` pages) as ``parts`` scrolls of equal days, pending (``probed``:
+        its probe is done, and counts as done once they are pending)."""
         windows = split_days(window, parts)
         with self._lock:
             self._owed[i] += len(windows) - 1
@@ -213,7 +216,8 @@ class _Table:
             *(
                 (e, lambda part=part, e=e: self._scroll(i, part, 2 * PAGES_PER_SCROLL, e))
                 for part, e in zip(windows, estimates, strict=True)
-            )
+            ),
+            probed=probed,
         )
 
     def _continue(self, i: int, pages: Iterator[list[dict]], counts: ApiCounts, records: Any = _NEXT) -> None:
