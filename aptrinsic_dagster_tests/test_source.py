@@ -13,6 +13,8 @@ import threading
 import time
 from pathlib import Path
 
+import dlt
+import pyarrow as pa
 import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
@@ -478,3 +480,21 @@ def test_a_month_reloaded_over_its_own_history_finishes_and_stays_exact(
         sql = "SELECT _aptrinsic_day, count(*), count(DISTINCT event_id) FROM aptrinsic_data.events_email GROUP BY 1"
         assert {day: n for day, n, _ in warehouse.query(sql)} == expected
         assert all(n == distinct for _, n, distinct in warehouse.query(sql))
+
+
+def test_a_merge_whose_staged_rows_outgrow_duckdbs_buffer_loads_one_row_per_key(pipeline, duckdb_path):
+    """400k staged rows of ~300 bytes (about 1% of keys staged twice, as when the API repeats a record
+    across pages), merged on the project's DuckDB destination. dlt's ROW_NUMBER() dedup held every staged
+    row in DuckDB's 80 MB buffer and failed at 200k of them; the anti-join keeps one row per key."""
+    total, distinct = 400_000, 396_000
+    step = 100_000
+
+    @dlt.resource(primary_key="event_id", write_disposition={"disposition": "merge", "strategy": "delete-insert"})
+    def events_wide():
+        for start in range(0, total, step):
+            ids = [f"event-{i % distinct:012d}-0000-0000-000000000000" for i in range(start, start + step)]
+            yield pa.table({"event_id": ids, "payload": [f"{i:07d}" * 40 for i in range(start, start + step)]})
+
+    pipeline.run(events_wide()).raise_on_failed_jobs()
+    sql = "SELECT count(*), count(DISTINCT event_id), count(DISTINCT payload) FROM aptrinsic_data.events_wide"
+    assert query(duckdb_path, sql) == [(distinct, distinct, distinct)]
