@@ -12,8 +12,10 @@ import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from aptrinsic_dagster.sources.aptrinsic import API_COUNTS_TABLE, AptrinsicDeadlineError, aptrinsic_source
+from aptrinsic_dagster.sources.aptrinsic.api_counts import ApiCounts
 from aptrinsic_dagster.sources.aptrinsic.client import cancel_requests
 from aptrinsic_dagster.sources.aptrinsic.pipeline import load
+from aptrinsic_dagster.sources.aptrinsic.subwindows import ScrollPool
 from aptrinsic_sandbox import Faults, Sandbox
 
 from .helpers import API_KEY, DAY_MS, END_DATE, SandboxFactory, cause, ms, query
@@ -171,3 +173,31 @@ def test_a_backfill_starts_its_longest_scrolls_first_and_ends_on_short_ones(
     assert sandbox.stats.snapshot()["requests"][SESSION] <= 1.1 * fewest
     assert_tiled(parts, start)
     exact_rows(duckdb_path, sandbox, start)
+
+
+def test_a_table_that_fails_in_its_probe_leaves_the_end_of_load_split_to_the_others():
+    """The pool splits a scroll for the end of the load only once no API window is still being probed.
+    A table whose probe fails stops; its window must stop counting, or the tables still loading never
+    split again."""
+    pool = ScrollPool(max_in_flight=2)
+    window = (dt.datetime(2026, 1, 1, tzinfo=dt.UTC), dt.datetime(2026, 1, 3, tzinfo=dt.UTC))
+    release = threading.Event()
+
+    def pages(window, counts: ApiCounts):  # one short page, then one held back until released
+        counts.total_hits = 3
+        yield [{"eventId": "a"}, {"eventId": "b"}]
+        release.wait(10)
+        yield [{"eventId": "c"}]
+
+    def refused(window, counts: ApiCounts):
+        raise PermissionError("403: the key lacks Read permission")
+        yield
+
+    loading = pool.pages([window], 2, pages)
+    assert next(loading)[1] == [{"eventId": "a"}, {"eventId": "b"}]
+    with pytest.raises(PermissionError):
+        list(pool.pages([window], 2, refused))
+    assert pool.tail_share() == 0.0  # nothing pending, nothing being probed
+    release.set()
+    rest = [item for _, item in loading]
+    assert rest[0] == [{"eventId": "c"}] and rest[1].total_hits == 3

@@ -147,6 +147,7 @@ class _Table:
         self._stopped = False
         self._owed = [1] * len(windows)  # scrolls still running per API window
         self._counts = [ApiCounts() for _ in windows]
+        self._unprobed = set(range(len(windows)))  # API windows the pool counts as being probed
         pool.probing(len(windows))
         for i, window in enumerate(windows):
             self._pool.submit((math.inf, lambda i=i, w=window: self._scroll(i, w, PAGES_PER_SCROLL, math.inf)))
@@ -171,6 +172,17 @@ class _Table:
         with self._lock:
             self._stopped = True
             self._parked.clear()
+            unprobed, self._unprobed = len(self._unprobed), set()
+        # A window whose probe never ran or never finished would keep the end-of-load split off.
+        self._pool.probing(-unprobed)
+
+    def _probed(self, i: int) -> bool:
+        """Whether window ``i`` still counted as being probed; from now on it does not."""
+        with self._lock:
+            if i not in self._unprobed:
+                return False
+            self._unprobed.discard(i)
+            return True
 
     def _scroll(self, i: int, window: Window, split_above: int, estimate: float) -> None:
         with self._lock:
@@ -194,13 +206,15 @@ class _Table:
                 needed = math.ceil((counts.total_hits or 0) / self._page_size)
                 if needed > split_above:
                     pages.close()
-                    self._split(i, window, math.ceil(needed / PAGES_PER_SCROLL), needed, probed=probe)
+                    self._split(
+                        i, window, math.ceil(needed / PAGES_PER_SCROLL), needed, probed=probe and self._probed(i)
+                    )
                     return
         except BaseException as exc:
             pages.close()
             self._fail(exc)
             return
-        if probe:
+        if probe and self._probed(i):
             self._pool.probing(-1)
         self._continue(i, pages, counts, first)
 
