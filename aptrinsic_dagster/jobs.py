@@ -17,8 +17,8 @@ CRASH_RETRIES = {"dagster/max_retries": "2"}
 
 # Run timeouts, enforced by the daemon's run monitoring (dagster.yaml): a run still going after
 # them is terminated, which releases its pool slot. A day of events takes about a minute
-# (benchmarks/); snapshots with user_preferences need one request per user at 150/s (100k users:
-# 11 minutes). Backfills and runs without these tags get run_monitoring's max_runtime_seconds.
+# (benchmarks/); snapshots with user_preferences need one request per user at 180/s (100k users:
+# 9 minutes). Backfills and runs without these tags get run_monitoring's max_runtime_seconds.
 EVENTS_MAX_RUNTIME_S = 2 * 3600
 SNAPSHOTS_MAX_RUNTIME_S = 6 * 3600
 

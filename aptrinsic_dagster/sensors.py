@@ -24,7 +24,7 @@ from .names import asset_key
 from .resources import AptrinsicResource, DayKey
 
 DRIFT_SENSOR = "aptrinsic_event_drift"
-# Requests/s of the sensor's counts, beside the loads' budget (rate_limit, 150/s for all steps in the
+# Requests/s of the sensor's counts, beside the loads' budget (rate_limit, 180/s for all steps in the
 # pool together): under the API's ~200/s per subscription.
 COUNT_RATE = 10.0
 _ACTIVE = [

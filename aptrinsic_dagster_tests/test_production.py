@@ -40,8 +40,8 @@ pytestmark = pytest.mark.slow
 DAYS = [END_DATE - dt.timedelta(days=n) for n in range(7, 0, -1)]  # 2026-03-08 .. 2026-03-14
 USERS = 120
 # The subscription's requests/s (the sandbox answers 429 above it), and the runs' budget together
-# (the resource's rate_limit, in run config), below the cap as the shipped default is (150 of ~200/s):
-# requests spaced exactly by each run arrive with jitter. A project that overshoots shows up as 429s.
+# (the resource's rate_limit, in run config), below the cap as the shipped default is (180 of ~200/s):
+# requests counted exactly by each run as they leave arrive with jitter. A project that overshoots shows up as 429s.
 API_CAP = 40
 BUDGET = 30
 FINISHED = ("SUCCESS", "FAILURE", "CANCELED")

@@ -1,7 +1,12 @@
-"""Pure functions, tested directly: windows, the partition window of a run, page sizes, type keeping."""
+"""Pure functions, tested directly: windows, the partition window of a run, page sizes, type keeping,
+the rate limiter."""
 
+import bisect
 import datetime as dt
 import itertools
+import sys
+import threading
+import time
 
 import pyarrow as pa
 import pytest
@@ -10,6 +15,7 @@ from aptrinsic_dagster.checks import run_window
 from aptrinsic_dagster.partitions import daily_partitions
 from aptrinsic_dagster.sources.aptrinsic import AptrinsicConfigError
 from aptrinsic_dagster.sources.aptrinsic.arrow import TypeKeeper
+from aptrinsic_dagster.sources.aptrinsic.client import RateLimiter
 from aptrinsic_dagster.sources.aptrinsic.settings import page_sizes_by_table
 from aptrinsic_dagster.sources.aptrinsic.subwindows import split_days
 from aptrinsic_dagster.sources.aptrinsic.windows import (
@@ -116,3 +122,37 @@ def test_sub_windows_are_whole_days_without_gap_or_overlap(days, parts, expected
     assert all(a < b and (b - a) % dt.timedelta(days=1) == dt.timedelta(0) for a, b in windows)
     sizes = [(b - a).days for a, b in windows]
     assert max(sizes) - min(sizes) <= 1
+
+
+def test_the_rate_limiter_holds_any_one_second_to_its_rate_when_threads_wake_late():
+    """Threads that get the GIL late for their turn (here: two threads of pure Python holding it for
+    0.2 s at a time) must not send together: spacing alone let 39-44 through in a second at 30/s."""
+    limiter, rate, sent, until = RateLimiter(30), 30, [], time.monotonic() + 4
+    lock = threading.Lock()
+
+    def send() -> None:
+        while time.monotonic() < until:
+            limiter.wait()
+            with lock:
+                sent.append(time.monotonic())
+
+    def hold_the_gil() -> None:
+        while time.monotonic() < until:
+            sum(range(20_000))
+
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(0.2)
+    try:
+        threads = [threading.Thread(target=send) for _ in range(16)]
+        threads += [threading.Thread(target=hold_the_gil) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(previous)
+    sent.sort()
+    busiest = max(bisect.bisect_left(sent, at + 1.0) - i for i, at in enumerate(sent))
+    assert len(sent) > 3 * rate
+    # The times are taken after wait() returns, so a late thread may record one a little later.
+    assert busiest <= rate + 2, busiest

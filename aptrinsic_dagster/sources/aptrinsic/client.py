@@ -15,6 +15,7 @@ only what dlt lacks:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import heapq
@@ -81,11 +82,20 @@ class RunBudget:
 
 
 class RateLimiter:
-    """Spaces requests at most ``rate`` per second across all threads of a load."""
+    """At most ``rate`` requests in any one second, spaced ``1 / rate`` apart, across all threads of a load.
+
+    Spacing alone is not a cap: a thread that wakes late for its turn (another thread holding the
+    GIL, turning a page into Arrow) sends together with the threads after it, and the sandbox, which
+    counts a sliding second as the API does, saw up to 170 requests in a second at 150/s. So the
+    requests that have left in the last second are counted too, when each leaves, and a request
+    that would make more than ``rate`` of them waits.
+    """
 
     def __init__(self, rate: float) -> None:
         self._interval = 1.0 / rate if rate > 0 else 0.0
+        self._per_second = max(1, math.floor(rate))
         self._next = 0.0
+        self._sent: collections.deque[float] = collections.deque()
         self._lock = threading.Lock()
 
     def wait(self) -> None:
@@ -97,6 +107,16 @@ class RateLimiter:
             self._next = at + self._interval
         if at > now:
             time.sleep(at - now)
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                while self._sent and self._sent[0] <= now - 1.0:
+                    self._sent.popleft()
+                if len(self._sent) < self._per_second:
+                    self._sent.append(now)
+                    return
+                until = self._sent[0] + 1.0
+            time.sleep(until - now)
 
 
 class _Watchdog:
