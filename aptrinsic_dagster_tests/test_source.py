@@ -485,7 +485,7 @@ def test_a_month_reloaded_over_its_own_history_finishes_and_stays_exact(
 def test_a_merge_whose_staged_rows_outgrow_duckdbs_buffer_loads_one_row_per_key(pipeline, duckdb_path):
     """400k staged rows of ~300 bytes (about 1% of keys staged twice, as when the API repeats a record
     across pages), merged on the project's DuckDB destination. dlt's ROW_NUMBER() dedup held every staged
-    row in DuckDB's 80 MB buffer and failed at 200k of them; the anti-join keeps one row per key."""
+    row in DuckDB's buffer and failed at 200k of them at 80 MB; the anti-join keeps one row per key."""
     total, distinct = 400_000, 396_000
     step = 100_000
 
