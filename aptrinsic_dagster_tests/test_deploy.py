@@ -46,7 +46,7 @@ def test_the_production_instance_runs_on_postgres_and_no_table_holds_the_key(
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
         assert instance.global_op_concurrency_default_limit == 4
-        assert AptrinsicResource().share(instance) == 150 / 4  # the API budget split by the pool
+        assert AptrinsicResource().share(instance) == 180 / 4  # the API budget split by the pool
 
         result = defs.resolve_job_def("aptrinsic_snapshots").execute_in_process(instance=instance, raise_on_error=False)
         assert result.success, failure_text(result)
