@@ -344,8 +344,9 @@ def parse_body(content: bytes, where: str) -> Any:
 # Pages parsed and not yet converted, at once, in the whole process. A parsed page of 1,000 events is
 # megabytes of Python objects (its Arrow table a tenth of that), and with 32 scrolls in flight dozens
 # of them waited for the GIL together: 533 MB peak against 425 MB with 6 in flight, at the same speed
-# (1M events, plain dlt). Parsing and converting hold the GIL, so more slots would not be faster;
-# 2 against 4 is a few MB less of the extract's peak (benchmarks/memory.py).
+# (1M events, plain dlt). Parsing and converting hold the GIL, so more slots would not be faster.
+# Two against four (benchmarks/memory.py at 1.0, two runs each): 410 / 413 against 414 / 416 MB, and
+# 388 / 390 against 394 / 396 MB with DuckDB's 56 MB buffer.
 PARSE_SLOTS = 2
 _parse_slots = threading.BoundedSemaphore(PARSE_SLOTS)
 

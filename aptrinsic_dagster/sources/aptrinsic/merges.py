@@ -13,13 +13,12 @@ through hash joins: 0.02 s, 0.06 s and 0.05 s (benchmarks/merge_delete.py).
 
 On DuckDB the staged rows are also deduplicated another way. dlt keeps one row per primary key with
 ``ROW_NUMBER() OVER (PARTITION BY key)``, a window that holds every staged row, all columns, in
-DuckDB's buffer: under 80 MB it ran out of memory on scenario 3's 303k staged
-events_page_view rows replayed in a table of their own, and on 200k rows of ~300 bytes (the test), and
-dlt retries such a job; a year's backfill of a busy subscription stages millions. Keeping a row when
-no staged row of its key comes before it (``NOT EXISTS``, an anti-join whose hash table holds only
-the keys and row ids) streams the wide rows: 3.0M staged events loaded at 80 MB in 5.9 s, where a
-plain INSERT of them took 6.5 s, and 6.1M in 15 s; through dlt under the project's 56 MB, 4.0M
-staged rows of ~300 bytes in 27 s.
+DuckDB's buffer: under 80 MB it ran out of memory on scenario 3's 303k staged events_page_view rows
+replayed in a table of their own, and on 200k rows of ~300 bytes (the test), and dlt retries such a
+job; a year's backfill of a busy subscription stages millions. Keeping a row when no staged row of its
+key comes before it (``NOT EXISTS``, an anti-join whose hash table holds only the keys and row ids)
+streams the wide rows: 3.0M staged events loaded at 80 MB in 5.9 s, where a plain INSERT of them took
+6.5 s, and 6.1M in 15 s; through dlt under the project's 56 MB, 4.0M staged rows of ~300 bytes in 27 s.
 """
 
 from __future__ import annotations

@@ -44,8 +44,8 @@ PAGES_PER_SCROLL = 32  # chains of 32-64 pages; splitting wastes ~0.5 page per s
 TAIL_PAGES = 4  # the shortest scroll a split near the end of a load makes
 BUFFERED_PAGES = 2  # pages of a table fetched and not yet taken by dlt before its scrolls park
 # Requests at once: 180/s at 150 ms per request needs 27, and each page's parsing holds a thread a
-# little longer. Scenario 3 (benchmarks/): 32 sent 147/s on average, 36 sent 159/s; 40 was no faster
-# than 36 and cost ~8 MB of scenario 1's peak.
+# little longer. Scenario 3 (benchmarks/, one run each): 32 sent 147/s on average, 36 sent 159/s; 40
+# was no faster than 36 (78.0 against 77.5 s) and cost ~8 MB of scenario 1's peak.
 DEFAULT_MAX_IN_FLIGHT = 36
 
 _NEXT = object()  # _continue: fetch the next page first
