@@ -11,11 +11,13 @@ import subprocess
 import sys
 import threading
 import time
+import tracemalloc
 from pathlib import Path
 
 import dlt
 import pyarrow as pa
 import pytest
+import requests
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from aptrinsic_dagster.sources.aptrinsic import (
@@ -26,7 +28,13 @@ from aptrinsic_dagster.sources.aptrinsic import (
     AptrinsicError,
     aptrinsic_source,
 )
-from aptrinsic_dagster.sources.aptrinsic.client import PARSE_SLOTS, AptrinsicClient, RateLimiter, ScrollPaginator
+from aptrinsic_dagster.sources.aptrinsic.client import (
+    BODY_SLOTS,
+    PARSE_SLOTS,
+    AptrinsicClient,
+    RateLimiter,
+    ScrollPaginator,
+)
 from aptrinsic_dagster.sources.aptrinsic.pipeline import load, make_pipeline, warehouse_destination
 from aptrinsic_dagster.sources.aptrinsic.settings import EVENT_TABLES, SNAPSHOT_TABLES
 from aptrinsic_sandbox import Faults, Sandbox
@@ -303,6 +311,63 @@ def test_parsed_pages_wait_for_a_parse_slot_and_every_page_arrives(make_sandbox:
 
     assert _walks(client, 12, convert) == [60] * 12
     assert peak[0] == PARSE_SLOTS
+
+
+def _held_bodies() -> int:
+    """Bytes of response bodies this process holds now (requests reads each into one bytes object)."""
+    traces = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(True, requests.models.__file__)])
+    return sum(trace.size for trace in traces.traces)
+
+
+def test_page_bodies_beyond_the_body_slots_stay_in_their_sockets(make_sandbox: SandboxFactory):
+    # 16 walks at once while conversion is held up: PARSE_SLOTS pages are being converted, BODY_SLOTS
+    # - PARSE_SLOTS bodies are read and wait to be parsed, and the other walks have only their
+    # headers read. Reading every body on arrival held 14 of them here (36 in a 1M-event load).
+    sandbox = make_sandbox(users=2000)
+    page = 500
+    body = len(
+        requests.get(
+            f"{sandbox.base_url}/users", params={"pageSize": page}, headers={"X-APTRINSIC-API-KEY": API_KEY}
+        ).content
+    )
+    client = AptrinsicClient(sandbox.base_url, API_KEY, RateLimiter(0))
+    release = threading.Event()
+    outcomes: list[BaseException | int] = []
+
+    def convert(records: list[dict]) -> list[dict]:
+        release.wait(30)
+        return records
+
+    walking = threading.Thread(target=lambda: outcomes.extend(_walks(client, 16, convert, page_size=page)))
+    tracemalloc.start()
+    try:
+        first = sandbox.stats.snapshot()["total_requests"]
+        walking.start()
+        deadline = time.monotonic() + 30
+        while sandbox.stats.snapshot()["total_requests"] < first + 16 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # a body read on arrival is read by now
+        held = _held_bodies()
+    finally:
+        release.set()
+        tracemalloc.stop()
+    walking.join(60)
+    assert outcomes == [2000] * 16
+    assert held < (BODY_SLOTS - PARSE_SLOTS + 1) * body, f"{held / body:.1f} bodies of {body:,} bytes held"
+
+
+def test_the_wait_for_a_body_slot_is_not_counted_against_the_response_deadline(make_sandbox: SandboxFactory):
+    # Two pages converted at a time, 0.3 s each: the last of 16 walks waits ~1.2 s for a body slot with
+    # its headers read. The 0.5 s deadline is the API's time to answer, so no attempt is cut.
+    sandbox = make_sandbox(users=100)  # one short page per walk, its body past the socket's read buffer
+    client = AptrinsicClient(sandbox.base_url, API_KEY, RateLimiter(0), response_deadline=0.5)
+
+    def convert(records: list[dict]) -> list[dict]:
+        time.sleep(0.3)
+        return records
+
+    assert _walks(client, 16, convert, page_size=200) == [100] * 16
+    assert sandbox.stats.snapshot()["total_requests"] == 16, "an attempt missed its deadline and was retried"
 
 
 def test_pages_that_fail_to_parse_or_convert_give_their_parse_slot_back(make_sandbox: SandboxFactory):

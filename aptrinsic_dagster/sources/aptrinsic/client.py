@@ -6,6 +6,9 @@ only what dlt lacks:
   dlt's ``request_timeout`` bounds each socket read, so a body trickled a byte at a time never ends).
   A response that misses it is a ``ReadTimeout``, which dlt retries like any other timeout. It holds
   through a proxy (``HTTP(S)_PROXY``) too: requests builds those connections elsewhere;
+- slots for the pages in memory (``_PageSlots``): a page's body is read only once one of
+  ``BODY_SLOTS`` is free (the deadline's clock stands still while it waits), and parsed only in one
+  of ``PARSE_SLOTS``, so memory does not grow with the requests in flight;
 - a budget per load (``RunBudget``): after ``max_run_seconds``, or once ``cancel_requests()`` is
   called (a Dagster run being terminated), no request is sent and none is retried;
 - paginators that prove progress (a repeated ``scrollId``, more pages than ``totalHits`` allows, a
@@ -155,7 +158,10 @@ class _Watchdog:
                 if wait > 0:
                     self._wake.wait(wait)
                     continue
-                heapq.heappop(self._heap)[2].fire()
+                watch = heapq.heappop(self._heap)[2]
+                again = watch.fire()
+                if again is not None:  # paused, or its deadline moved on
+                    heapq.heappush(self._heap, (again, next(self._order), watch))
 
 
 _watchdog = _Watchdog()
@@ -170,6 +176,7 @@ class _Watch:
     def __init__(self, seconds: float) -> None:
         self.deadline = time.monotonic() + seconds
         self.fired = self.done = False
+        self._paused_at: float | None = None
         self._sock: socket.socket | None = None
         self._lock = threading.Lock()
 
@@ -189,12 +196,34 @@ class _Watch:
             if self.fired:
                 self._shutdown()
 
-    def fire(self) -> None:
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """The deadline's clock stands still inside (a deadline already missed stays missed)."""
+        with self._lock:
+            now = time.monotonic()
+            if now < self.deadline:
+                self._paused_at = now
+        try:
+            yield
+        finally:
+            with self._lock:
+                if self._paused_at is not None:
+                    self.deadline += time.monotonic() - self._paused_at
+                    self._paused_at = None
+
+    def fire(self) -> float | None:
+        """Shuts the socket down if the deadline has passed; else when to look again."""
         with self._lock:
             if self.done:
-                return
+                return None
+            now = time.monotonic()
+            if self._paused_at is not None:
+                return now + (self.deadline - self._paused_at)
+            if now < self.deadline:
+                return self.deadline
             self.fired = True
             self._shutdown()
+            return None
 
     def _shutdown(self) -> None:
         if self._sock is not None:
@@ -253,7 +282,14 @@ class _AptrinsicAdapter(HTTPAdapter):
             try:
                 response = super().send(request, True, *args, **kwargs)
                 if not stream:
-                    response.content  # noqa: B018 - read the body within the deadline
+                    if response.status_code == 200:  # a page: its body waits in the socket for a slot
+                        with watch.paused():  # the wait is this process's, not the API's
+                            _page_slots.take_body()
+                    try:
+                        response.content  # noqa: B018 - read the body within the deadline
+                    except BaseException:
+                        _page_slots.drop_body()  # dlt may retry after a backoff: not with a slot held
+                        raise
             except RequestException as exc:
                 if not watch.fired:
                     raise
@@ -348,24 +384,67 @@ def parse_body(content: bytes, where: str) -> Any:
 # Two against four (benchmarks/memory.py at 1.0, two runs each): 410 / 413 against 414 / 416 MB, and
 # 388 / 390 against 394 / 396 MB with DuckDB's 56 MB buffer.
 PARSE_SLOTS = 2
-_parse_slots = threading.BoundedSemaphore(PARSE_SLOTS)
+# Bodies read and not yet converted: the rest wait, headers read, with their bodies in their sockets
+# (the kernel's buffers). With every body read on arrival, 36 scrolls in flight held 40 bodies (22 MB
+# of 1,000 events each) waiting for a parse slot. A few more than the parse slots, so that bodies
+# still stream in over a slow link while pages are parsed.
+BODY_SLOTS = 8
+
+
+class _PageSlots:
+    """The slots a thread holds while it fetches and converts one page of a walk (``page()``): a
+    body slot, taken once the page's headers have arrived and before its body is read, then a parse
+    slot. Both are given back when the page is converted or fails. Outside ``page()`` (one-record
+    requests, ``totalHits`` probes) no slot is taken."""
+
+    def __init__(self, bodies: int, parses: int) -> None:
+        self._bodies = threading.BoundedSemaphore(bodies)
+        self._parses = threading.BoundedSemaphore(parses)
+        self._thread = threading.local()
+
+    @contextlib.contextmanager
+    def page(self) -> Iterator[None]:
+        state = self._thread
+        state.in_page, state.body, state.parse = True, False, False
+        try:
+            yield
+        finally:
+            state.in_page = False
+            self.drop_body()
+            if state.parse:
+                state.parse = False
+                self._parses.release()
+
+    def take_body(self) -> None:
+        """Before a page's body is read: waits for a body slot."""
+        state = self._thread
+        if getattr(state, "in_page", False) and not state.body:
+            self._bodies.acquire()
+            state.body = True
+
+    def drop_body(self) -> None:
+        """The body was not read after all (the attempt failed and may be retried after a backoff)."""
+        state = self._thread
+        if getattr(state, "body", False):
+            state.body = False
+            self._bodies.release()
+
+    def take_parse(self) -> None:
+        state = self._thread
+        if getattr(state, "in_page", False) and not state.parse:
+            self._parses.acquire()
+            state.parse = True
+
+
+_page_slots = _PageSlots(BODY_SLOTS, PARSE_SLOTS)
 
 
 class AptrinsicRESTClient(RESTClient):
-    """dlt's REST client, parsing each body once for both the records and the paginator. A parsed
-    page holds one of the ``PARSE_SLOTS`` until ``release_page()`` (``AptrinsicClient.pages``)."""
-
-    holding = False
-
-    def release_page(self) -> None:
-        if self.holding:
-            self.holding = False
-            _parse_slots.release()
+    """dlt's REST client, parsing each body once for both the records and the paginator, under a
+    parse slot (``_PageSlots``)."""
 
     def extract_response(self, response: Response, data_selector: Any) -> list[Any]:
-        if not self.holding:
-            _parse_slots.acquire()
-            self.holding = True
+        _page_slots.take_parse()
         path = response.request.path_url.split("?")[0]
         body = parse_body(response.content, f"GET {path}")
         response.parsed_body = body  # type: ignore[attr-defined]
@@ -589,9 +668,9 @@ class AptrinsicClient:
             data_selector=record_key or "$",
             hooks={"response": [_raise_for_status]},
         )
-        try:
-            while True:
-                started = time.monotonic()
+        while True:
+            started = time.monotonic()
+            with _page_slots.page():
                 try:
                     page = next(walk, None)
                 except Exception as exc:
@@ -613,10 +692,7 @@ class AptrinsicClient:
                         counts.total_hits = paginator.total_hits
                 item = list(page) if convert is None else convert(page)
                 del page
-                rest.release_page()
-                yield item
-        finally:
-            rest.release_page()
+            yield item
 
     def total_hits(self, path: str, params: dict[str, Any], where: str = "Aptrinsic") -> int:
         """``totalHits`` of a one-record page: what a scroll endpoint holds for ``params`` now."""
