@@ -4,6 +4,8 @@ the rate limiter."""
 import bisect
 import datetime as dt
 import itertools
+import os
+import subprocess
 import sys
 import threading
 import time
@@ -156,3 +158,27 @@ def test_the_rate_limiter_holds_any_one_second_to_its_rate_when_threads_wake_lat
     assert len(sent) > 3 * rate
     # The times are taken after wait() returns, so a late thread may record one a little later.
     assert busiest <= rate + 2, busiest
+
+
+def _allocator(first: str) -> subprocess.CompletedProcess:
+    """A fresh interpreter that imports ``first``, then the project and pyarrow, tunes the process as
+    a load does and allocates: its memory pool on stdout, jemalloc's settings on stderr."""
+    code = (
+        f"import os, {first}; os.environ['JE_ARROW_MALLOC_CONF'] = os.environ.get('JE_ARROW_MALLOC_CONF', '') + "
+        "',stats_print:true'; import pyarrow as pa; from aptrinsic_dagster.sources.aptrinsic.pipeline import "
+        "tune_process; tune_process(); pa.array([1]); print(pa.default_memory_pool().backend_name)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "JE_ARROW_MALLOC_CONF"}
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_arrow_allocates_from_jemalloc_set_up_before_pyarrow_loaded_else_through_malloc():
+    # The package, imported first as Dagster's processes do, sets Arrow's jemalloc up before pyarrow
+    # loads: one arena, no per-thread caches, freed pages returned at once (jemalloc prints its settings).
+    tuned = _allocator("aptrinsic_dagster")
+    assert tuned.stdout.split() == ["jemalloc"], tuned.stderr[-2000:]
+    assert "opt.narenas: 1" in tuned.stderr and "opt.tcache: false" in tuned.stderr
+    assert "opt.dirty_decay_ms: 0" in tuned.stderr and "opt.muzzy_decay_ms: 0" in tuned.stderr
+    # Where pyarrow loaded first, jemalloc never read them: allocate through glibc's malloc instead.
+    late = _allocator("pyarrow")
+    assert late.stdout.split() == ["system"], late.stderr[-2000:]

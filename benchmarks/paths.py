@@ -18,6 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+# First, as in the project's own processes: it sets Arrow's allocator before pyarrow loads (arrow_memory.py).
+import aptrinsic_dagster  # noqa: F401
+
+# isort: split
 import duckdb
 import pyarrow as pa
 import requests

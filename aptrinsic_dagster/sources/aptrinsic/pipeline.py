@@ -16,6 +16,7 @@ from dlt.common.pipeline import LoadInfo
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.extract.source import DltSource
 
+from ...arrow_memory import JEMALLOC_SET
 from .merges import KeyByKeyDuckDb
 from .settings import PREFERENCES
 
@@ -135,9 +136,8 @@ def tune_process() -> None:
       bodies and Arrow buffers land in the heap between longer-lived blocks and are never returned.
       A fixed 128 KB threshold (glibc's initial one) keeps them out (benchmarks/memory.py, run side by
       side: 492 -> 470 MB at scale 1.0, 409 -> 405 MB at 0.25, same wall time).
-    - Arrow allocates from its own jemalloc pool, which keeps freed pages for reuse: ~40 MB of the
-      same load's peak (benchmarks/memory.py at scale 0.25: 489 -> 447 MB, same speed). Arrow then
-      allocates through malloc, under the arena limit above.
+    - Arrow allocates from its bundled jemalloc, set up before pyarrow loaded (``arrow_memory.py``),
+      or through glibc's malloc, under the arena limit above, where pyarrow loaded first.
     - pyarrow's first conversion of a Python list (``Table.from_pylist``, ``pa.array``) checks whether
       the list is a pandas object, and imports pandas to find out: 52 MB of RSS that no load uses
       (benchmarks/memory.py at scale 1.0, run side by side: 443 -> 409-420 MB). The probe is answered
@@ -149,6 +149,9 @@ def tune_process() -> None:
         libc = ctypes.CDLL(None)
         libc.mallopt(-8, 2)  # M_ARENA_MAX = 2
         libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
-    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        pa.set_memory_pool(pa.jemalloc_memory_pool() if JEMALLOC_SET else pa.system_memory_pool())
+    except NotImplementedError:  # a pyarrow built without jemalloc
+        pa.set_memory_pool(pa.system_memory_pool())
     _answer_pyarrows_pandas_probe()
     logging.getLogger("dlt").addFilter(_JSON_HINT_NOTICE)  # a set: adding twice keeps one
