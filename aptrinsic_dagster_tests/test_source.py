@@ -322,7 +322,7 @@ def _held_bodies() -> int:
 def test_page_bodies_beyond_the_body_slots_stay_in_their_sockets(make_sandbox: SandboxFactory):
     # 16 walks at once while conversion is held up: PARSE_SLOTS pages are being converted, BODY_SLOTS
     # - PARSE_SLOTS bodies are read and wait to be parsed, and the other walks have only their
-    # headers read. Reading every body on arrival held 14 of them here (36 in a 1M-event load).
+    # headers read. Reading every body on arrival held 14 of them here (40 at once in a 1M-event load).
     sandbox = make_sandbox(users=2000)
     page = 500
     body = len(

@@ -8,7 +8,7 @@ only what dlt lacks:
   through a proxy (``HTTP(S)_PROXY``) too: requests builds those connections elsewhere;
 - slots for the pages in memory (``_PageSlots``): a page's body is read only once one of
   ``BODY_SLOTS`` is free (the deadline's clock stands still while it waits), and parsed only in one
-  of ``PARSE_SLOTS``, so memory does not grow with the requests in flight;
+  of ``PARSE_SLOTS``, so the page bodies in memory do not grow with the requests in flight;
 - a budget per load (``RunBudget``): after ``max_run_seconds``, or once ``cancel_requests()`` is
   called (a Dagster run being terminated), no request is sent and none is retried;
 - paginators that prove progress (a repeated ``scrollId``, more pages than ``totalHits`` allows, a
