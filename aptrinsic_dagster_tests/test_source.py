@@ -18,6 +18,7 @@ import dlt
 import pyarrow as pa
 import pytest
 import requests
+from dlt.extract import DltResource
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from aptrinsic_dagster.sources.aptrinsic import (
@@ -548,11 +549,9 @@ def test_a_month_reloaded_over_its_own_history_finishes_and_stays_exact(
         assert all(n == distinct for _, n, distinct in warehouse.query(sql))
 
 
-def test_a_merge_whose_staged_rows_outgrow_duckdbs_buffer_loads_one_row_per_key(pipeline, duckdb_path):
-    """400k staged rows of ~300 bytes (about 1% of keys staged twice, as when the API repeats a record
-    across pages), merged on the project's DuckDB destination. dlt's ROW_NUMBER() dedup held every staged
-    row in DuckDB's buffer and failed at 200k of them at 80 MB; the anti-join keeps one row per key."""
-    total, distinct = 400_000, 396_000
+def _wide_events(total: int, distinct: int) -> DltResource:
+    """``total`` events of ~300 bytes, keyed by ``distinct`` ids (the first ones staged twice, as when
+    the API repeats a record across pages)."""
     step = 100_000
 
     @dlt.resource(primary_key="event_id", write_disposition={"disposition": "merge", "strategy": "delete-insert"})
@@ -561,6 +560,23 @@ def test_a_merge_whose_staged_rows_outgrow_duckdbs_buffer_loads_one_row_per_key(
             ids = [f"event-{i % distinct:012d}-0000-0000-000000000000" for i in range(start, start + step)]
             yield pa.table({"event_id": ids, "payload": [f"{i:07d}" * 40 for i in range(start, start + step)]})
 
-    pipeline.run(events_wide()).raise_on_failed_jobs()
-    sql = "SELECT count(*), count(DISTINCT event_id), count(DISTINCT payload) FROM aptrinsic_data.events_wide"
-    assert query(duckdb_path, sql) == [(distinct, distinct, distinct)]
+    return events_wide()
+
+
+WIDE_SQL = "SELECT count(*), count(DISTINCT event_id), count(DISTINCT payload) FROM aptrinsic_data.events_wide"
+
+
+def test_a_merge_whose_staged_rows_outgrow_duckdbs_buffer_loads_one_row_per_key(pipeline, duckdb_path):
+    """400k staged rows, merged on the project's DuckDB destination. dlt's ROW_NUMBER() dedup held every
+    staged row in DuckDB's buffer and failed at 200k of them at 80 MB; the anti-join keeps one row per key."""
+    pipeline.run(_wide_events(400_000, 396_000)).raise_on_failed_jobs()
+    assert query(duckdb_path, WIDE_SQL) == [(396_000, 396_000, 396_000)]
+
+
+def test_a_backfill_run_again_replaces_millions_of_stored_rows_under_duckdbs_buffer(pipeline, duckdb_path):
+    """2M staged rows merged over the same 2M stored, as when a backfill runs again over loaded days.
+    Under the fixed 56 MB buffer the second load ran out of memory (DuckDB's join and deletes need
+    buffers in proportion to the rows); the load's SQL jobs now raise the buffer to what it stages."""
+    for _ in range(2):
+        pipeline.run(_wide_events(2_000_000, 1_980_000)).raise_on_failed_jobs()
+        assert query(duckdb_path, WIDE_SQL) == [(1_980_000, 1_980_000, 1_980_000)]

@@ -24,6 +24,10 @@ PIPELINE_NAME = "aptrinsic_pipeline"
 DATASET_NAME = "aptrinsic_data"
 DEFAULT_DUCKDB_PATH = "aptrinsic.duckdb"  # the project's one default (dlt refuses a path in config.toml)
 DUCKDB_MEMORY_LIMIT = "56MB"
+# DuckDB runs a thread per core by default, and each takes its own join and delete buffers from that
+# limit: at 8 threads, as on an 8-core laptop, scenario 1's load (1M events) ran out of 56 MB where 2
+# threads, on which every figure here was measured, load it.
+DUCKDB_THREADS = 2
 
 
 # Replaced (snapshot) tables load into a staging dataset and are swapped in one transaction, on
@@ -61,8 +65,10 @@ def warehouse_destination(
     # grew the process to 1.4 GB. Bounded, it spills to disk instead, at the same speed (benchmarks/).
     # It is the peak of a run's load phase: 56 MB against 80 MB is ~20 MB less of it. dlt's
     # ROW_NUMBER() dedup ran out of memory at 56 MB on a 365-day backfill of ~300k events in one table;
-    # the anti-join that replaces it (merges.py) merges 4.0M staged rows of ~300 bytes at 56 MB.
-    credentials = DuckDbCredentials(str(path), global_config={"memory_limit": DUCKDB_MEMORY_LIMIT})
+    # the anti-join that replaces it (merges.py) merges 4.0M staged rows of ~300 bytes into an empty
+    # table at 56 MB. A load's SQL jobs raise the buffer to what its staged rows need (merges.py).
+    settings = {"memory_limit": DUCKDB_MEMORY_LIMIT, "threads": DUCKDB_THREADS}
+    credentials = DuckDbCredentials(str(path), global_config=settings)
     return KeyByKeyDuckDb(credentials, destination_name="duckdb", **options)
 
 
