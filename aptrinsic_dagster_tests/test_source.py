@@ -36,6 +36,7 @@ from aptrinsic_dagster.sources.aptrinsic.client import (
     RateLimiter,
     ScrollPaginator,
 )
+from aptrinsic_dagster.sources.aptrinsic.merges import running_sql_jobs, staged_memory
 from aptrinsic_dagster.sources.aptrinsic.pipeline import load, make_pipeline, warehouse_destination
 from aptrinsic_dagster.sources.aptrinsic.settings import EVENT_TABLES, SNAPSHOT_TABLES
 from aptrinsic_sandbox import Faults, Sandbox
@@ -576,7 +577,32 @@ def test_a_merge_whose_staged_rows_outgrow_duckdbs_buffer_loads_one_row_per_key(
 def test_a_backfill_run_again_replaces_millions_of_stored_rows_under_duckdbs_buffer(pipeline, duckdb_path):
     """2M staged rows merged over the same 2M stored, as when a backfill runs again over loaded days.
     Under the fixed 56 MB buffer the second load ran out of memory (DuckDB's join and deletes need
-    buffers in proportion to the rows); the load's SQL jobs now raise the buffer to what it stages."""
+    buffers in proportion to the rows); its SQL jobs now raise the buffer to what they stage."""
     for _ in range(2):
         pipeline.run(_wide_events(2_000_000, 1_980_000)).raise_on_failed_jobs()
         assert query(duckdb_path, WIDE_SQL) == [(1_980_000, 1_980_000, 1_980_000)]
+
+
+def test_a_sql_job_sizes_duckdbs_buffer_by_its_own_tables_staged_rows_and_those_of_the_jobs_beside_it(pipeline):
+    """A table's merge runs under the buffer its staged rows need (with its nested tables'), plus those
+    of the SQL jobs running beside it, not the whole load's: merged one after the other, two tables of
+    ~900k staged rows need ~58 MB each, not the 87 MB that all 2.7M staged rows would ask for."""
+    staged = {"events_a": 700_000, "events_a__list": 200_000, "events_ab": 1_000_000, "events_b": 800_000}
+
+    def limit(client) -> str:
+        return client.execute_sql("SELECT current_setting('memory_limit')")[0][0]
+
+    with pipeline.sql_client() as client, client.with_staging_dataset():
+        client.create_dataset()
+        for table, rows in staged.items():
+            client.execute_sql(f"CREATE TABLE {client.make_qualified_table_name(table)} AS FROM range({rows})")
+    with pipeline.sql_client() as client:
+        assert limit(client) == "53.4 MiB"  # the configured 56 MB: 900k rows need more
+        with running_sql_jobs.memory_for(client, "events_a"):
+            assert staged_memory(900_000) == 58.4e6 and limit(client) == "56.2 MiB"  # 59 MB
+            with running_sql_jobs.memory_for(client, "events_b"):  # a job beside it
+                assert staged_memory(1_700_000) == 71.2e6 and limit(client) == "68.6 MiB"  # 72 MB
+    with pipeline.sql_client() as client:  # the first connection lent after all were returned
+        assert limit(client) == "53.4 MiB"
+        with running_sql_jobs.memory_for(client, "events_b"):
+            assert staged_memory(800_000) == 56.8e6 and limit(client) == "54.3 MiB"  # 57 MB

@@ -19,14 +19,15 @@ job; a year's backfill of a busy subscription stages millions. Keeping a row whe
 key comes before it (``NOT EXISTS``, an anti-join whose hash table holds only the keys and row ids)
 streams the wide rows: 3.0M staged events loaded at 80 MB in 5.9 s, where a plain INSERT of them took
 6.5 s, and 6.1M in 15 s; through dlt at 56 MB, 4.0M staged rows of ~300 bytes into an empty table in
-27 s. A load now raises the buffer to what its staged rows need (``raise_memory_limit``, below).
+27 s. A SQL job now raises the buffer to what its staged rows need (``running_sql_jobs``, below).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from dlt.common.destination.client import FollowupJobRequest, LoadJob, PreparedTableSchema
@@ -87,15 +88,14 @@ class KeyByKeyDuckDbMergeJob(KeyByKeyMergeJob):
 
 # DuckDB's joins and deletes take buffers in proportion to the rows staged and replaced, spilling or
 # not: at 2 threads, 56 MB merged 1M staged rows over 0.5M stored ones and ran out of memory at 2M over
-# 1M (72 MB merged them) and at 8M over 4M (150 MB merged them). So a load's SQL jobs (its merges and
-# its replaces from staging) run with the buffer raised to what all its staged rows need: their merges
-# can run at once. 44 MB and 16 bytes a row give 60 MB at 1M rows, 76 at 2M, 172 at 8M. The raise
-# lasts while the load holds a connection: dlt's pool sets the configured limit again on the first
-# connection it lends after all were returned.
+# 1M (72 MB merged them) and at 8M over 4M (150 MB merged them). So a SQL job (a table's merge, its
+# replace from staging) runs with the buffer raised to what its table's staged rows need, and those
+# of the SQL jobs running beside it: they share the buffer. 44 MB and 16 bytes a row give 60 MB at 1M
+# rows, 76 at 2M, 172 at 8M. The raise lasts while the load holds a connection: dlt's pool sets the
+# configured limit again on the first connection it lends after all were returned.
 STAGED_MEMORY_BASE = 44 * 10**6
 STAGED_MEMORY_PER_ROW = 16
 _SIZE_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50}
-_raising = threading.Lock()
 
 
 def staged_memory(staged_rows: int) -> int:
@@ -103,28 +103,49 @@ def staged_memory(staged_rows: int) -> int:
     return STAGED_MEMORY_BASE + STAGED_MEMORY_PER_ROW * staged_rows
 
 
-def raise_memory_limit(sql_client: SqlClientBase[Any]) -> None:
-    """Raises DuckDB's buffer to what the rows in ``sql_client``'s staging dataset need; never lowers it,
-    so a job that started under a larger limit keeps it."""
-    with _raising:
-        staged = sql_client.execute_sql(
+class _RunningSqlJobs:
+    """The staged rows of the SQL jobs running now, in this process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows = 0
+
+    @contextlib.contextmanager
+    def memory_for(self, sql_client: SqlClientBase[Any], table_name: str) -> Iterator[None]:
+        """Runs a SQL job of ``table_name`` with DuckDB's buffer raised to what its staged rows (the
+        table's and its nested tables') and those of the jobs beside it need; never lowers it, so a
+        job that started under a larger limit keeps it."""
+        rows = sql_client.execute_sql(
             "SELECT coalesce(sum(estimated_size), 0) FROM duckdb_tables() WHERE database_name = current_database()"
-            " AND schema_name = %s",
+            " AND schema_name = %s AND (table_name = %s OR starts_with(table_name, %s))",
             sql_client.staging_dataset_name,
+            table_name,
+            f"{table_name}__",
         )[0][0]
-        value, unit = sql_client.execute_sql("SELECT current_setting('memory_limit')")[0][0].split()
-        need = staged_memory(staged)
-        if float(value) * _SIZE_UNITS[unit] < need:
-            sql_client.execute_sql(f"SET memory_limit = '{math.ceil(need / 10**6)}MB'")
+        with self._lock:
+            self._rows += rows
+            value, unit = sql_client.execute_sql("SELECT current_setting('memory_limit')")[0][0].split()
+            need = staged_memory(self._rows)
+            if float(value) * _SIZE_UNITS[unit] < need:
+                sql_client.execute_sql(f"SET memory_limit = '{math.ceil(need / 10**6)}MB'")
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._rows -= rows
+
+
+running_sql_jobs = _RunningSqlJobs()
 
 
 class StagedSizeSqlJob(SqlLoadJob):
-    """A SQL job of the load (a merge, a replace from staging), run with DuckDB's buffer raised to what
-    the load's staged rows need."""
+    """A SQL job of the load (a table's merge, its replace from staging), run with DuckDB's buffer
+    raised to what the staged rows need (``running_sql_jobs``)."""
 
     def run(self) -> None:
-        raise_memory_limit(self._job_client.sql_client)
-        super().run()
+        sql_client = self._job_client.sql_client
+        with running_sql_jobs.memory_for(sql_client, self._parsed_file_name.table_name):
+            super().run()
 
 
 class KeyByKeyDuckDbClient(DuckDbClient):
