@@ -9,6 +9,13 @@ whole event extract (scale 2.0: 417 / 434 MB peak against 407 / 410 this way, be
 and jemalloc's defaults (an arena per core, a cache per thread, freed pages kept a second) held
 ~40 MB more than glibc. Where pyarrow loaded first, the settings were not read, and ``tune_process``
 allocates through glibc's malloc instead.
+
+Arrow's own default pool, which its C++ code takes when Python passes none, is set to that jemalloc
+too: ``pa.set_memory_pool`` sets only the pool pyarrow hands down from Python, and Arrow's default
+stayed its bundled mimalloc, a second allocator that ``pa.total_allocated_bytes`` does not count. Its
+1 GiB reservation held 9 MB resident at the event extract's peak at scale 0.25 and 20 MB at 1.0
+(``/proc/self/smaps``, plain dlt); without it the run's peak at 1.0 is 358-360 MB against 384
+(benchmarks/memory.py, side by side).
 """
 
 from __future__ import annotations
@@ -21,3 +28,4 @@ SETTINGS = "narenas:1,tcache:false,dirty_decay_ms:0,muzzy_decay_ms:0"
 JEMALLOC_SET = "pyarrow" not in sys.modules
 if JEMALLOC_SET:
     os.environ.setdefault("JE_ARROW_MALLOC_CONF", SETTINGS)
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
