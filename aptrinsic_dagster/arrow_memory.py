@@ -28,4 +28,7 @@ SETTINGS = "narenas:1,tcache:false,dirty_decay_ms:0,muzzy_decay_ms:0"
 JEMALLOC_SET = "pyarrow" not in sys.modules
 if JEMALLOC_SET:
     os.environ.setdefault("JE_ARROW_MALLOC_CONF", SETTINGS)
-    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
+    # pyarrow's x86-64 Linux wheels bundle jemalloc; its macOS and ARM ones do not, and there Arrow
+    # would warn of the name and keep its default.
+    if sys.platform == "linux" and os.uname().machine == "x86_64":
+        os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
