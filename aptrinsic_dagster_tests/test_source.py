@@ -585,8 +585,8 @@ def test_a_backfill_run_again_replaces_millions_of_stored_rows_under_duckdbs_buf
 
 def test_a_sql_job_sizes_duckdbs_buffer_by_its_own_tables_staged_rows_and_those_of_the_jobs_beside_it(pipeline):
     """A table's merge runs under the buffer its staged rows need (with its nested tables'), plus those
-    of the SQL jobs running beside it, not the whole load's: merged one after the other, two tables of
-    ~900k staged rows need ~58 MB each, not the 87 MB that all 2.7M staged rows would ask for."""
+    of the SQL jobs running beside it, not the whole load's: merged one after the other, tables of 900k
+    and 800k staged rows need 59 and 57 MB, not the 87 MB that all 2.7M staged rows would ask for."""
     staged = {"events_a": 700_000, "events_a__list": 200_000, "events_ab": 1_000_000, "events_b": 800_000}
 
     def limit(client) -> str:

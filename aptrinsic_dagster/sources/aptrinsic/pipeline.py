@@ -142,8 +142,9 @@ def tune_process() -> None:
       bodies and Arrow buffers land in the heap between longer-lived blocks and are never returned.
       A fixed 128 KB threshold (glibc's initial one) keeps them out (benchmarks/memory.py, run side by
       side: 492 -> 470 MB at scale 1.0, 409 -> 405 MB at 0.25, same wall time).
-    - Arrow allocates from its bundled jemalloc, set up before pyarrow loaded (``arrow_memory.py``),
-      or through glibc's malloc, under the arena limit above, where pyarrow loaded first.
+    - Arrow allocates from its bundled jemalloc, set up before pyarrow loaded (``arrow_memory.py``,
+      which also makes it Arrow's own default on x86-64 Linux), or through glibc's malloc, under the
+      arena limit above, where pyarrow loaded first.
     - pyarrow's first conversion of a Python list (``Table.from_pylist``, ``pa.array``) checks whether
       the list is a pandas object, and imports pandas to find out: 52 MB of RSS that no load uses
       (benchmarks/memory.py at scale 1.0, run side by side: 443 -> 409-420 MB). The probe is answered
