@@ -122,8 +122,9 @@ class FaultInjector:
 
 
 class Stats:
-    """Requests per endpoint and status, peak requests in any one-second window, peak requests in
-    flight (being answered at once, per endpoint and in all), and a log."""
+    """Requests per endpoint and status, peak requests in any one-second window (and when in that
+    second each arrived), peak requests in flight (being answered at once, per endpoint and in all),
+    and a log."""
 
     def __init__(self, log_size: int = 200_000) -> None:
         self._lock = threading.Lock()
@@ -136,6 +137,7 @@ class Stats:
             self.by_status: collections.Counter[int] = collections.Counter()
             self.records_served = 0
             self.peak_rps = 0
+            self.peak_second: list[float] = []  # the arrivals of the peak's second, ms after its first
             self._in_flight: collections.Counter[str] = collections.Counter()
             self.peak_in_flight: collections.Counter[str] = collections.Counter()
             self._arrivals: collections.deque[float] = collections.deque()
@@ -150,7 +152,10 @@ class Stats:
             self._arrivals.append(now)
             while self._arrivals[0] <= now - 1.0:
                 self._arrivals.popleft()
-            self.peak_rps = max(self.peak_rps, len(self._arrivals))
+            if len(self._arrivals) > self.peak_rps:
+                self.peak_rps = len(self._arrivals)
+                first = self._arrivals[0]
+                self.peak_second = [round((t - first) * 1000, 1) for t in self._arrivals]
 
     def departure(self, path: str = "") -> None:
         with self._lock:
@@ -172,6 +177,7 @@ class Stats:
                 "total_requests": sum(self.by_endpoint.values()),
                 "records_served": self.records_served,
                 "peak_rps": self.peak_rps,
+                "peak_second": self.peak_second,
                 "peak_in_flight": self.peak_in_flight[""],
                 "peak_in_flight_by_endpoint": {k: v for k, v in self.peak_in_flight.items() if k},
             }
