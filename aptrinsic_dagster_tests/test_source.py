@@ -159,6 +159,22 @@ def test_snapshot_refresh_removes_records_deleted_at_the_source(make_sandbox: Sa
     )
 
 
+def test_records_the_api_repeats_across_scroll_pages_load_once_and_are_counted(
+    make_sandbox: SandboxFactory, pipeline, duckdb_path
+):
+    # 95 users in pages of 10, each page after the first opening with the last 3 of the page before:
+    # 10 pages (the last holds 3 + 5), 27 records served twice.
+    sandbox = make_sandbox(users=95, faults=Faults(repeat_records=3))
+    load(pipeline, source(sandbox, page_sizes={"users": 10}).with_resources("users"))
+    assert sandbox.stats.snapshot()["records_served"] == 95 + 27
+    assert query(duckdb_path, "SELECT count(*), count(DISTINCT identify_id) FROM aptrinsic_data.users") == [(95, 95)]
+    facts = query(
+        duckdb_path,
+        f"SELECT total_hits, records_fetched, pages_fetched, duplicates_skipped FROM aptrinsic_data.{API_COUNTS_TABLE}",
+    )
+    assert facts == [(95, 95 + 27, 10, 27)]
+
+
 def test_types_timestamps_json_and_flattened_columns(make_sandbox: SandboxFactory, pipeline, duckdb_path):
     sandbox = make_sandbox(users=200)
     load(pipeline, source(sandbox, preferences=False).with_resources("users", "events_page_view"))

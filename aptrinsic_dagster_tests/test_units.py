@@ -1,10 +1,11 @@
 """Pure functions, tested directly: windows, the partition window of a run, page sizes, type keeping,
-the rate limiter."""
+the keys a snapshot has seen, the rate limiter."""
 
 import bisect
 import datetime as dt
 import itertools
 import os
+import random
 import subprocess
 import sys
 import threading
@@ -18,6 +19,7 @@ from aptrinsic_dagster.partitions import daily_partitions
 from aptrinsic_dagster.sources.aptrinsic import AptrinsicConfigError
 from aptrinsic_dagster.sources.aptrinsic.arrow import TypeKeeper
 from aptrinsic_dagster.sources.aptrinsic.client import RateLimiter
+from aptrinsic_dagster.sources.aptrinsic.seen_keys import SeenKeys
 from aptrinsic_dagster.sources.aptrinsic.settings import page_sizes_by_table
 from aptrinsic_dagster.sources.aptrinsic.subwindows import split_days
 from aptrinsic_dagster.sources.aptrinsic.windows import (
@@ -70,6 +72,23 @@ def test_run_window_reads_a_single_partition_or_a_range_from_run_tags():
     tags = {"dagster/asset_partition_range_start": "2026-03-01", "dagster/asset_partition_range_end": "2026-03-07"}
     assert run_window(tags, daily) == (at(2026, 3, 1), at(2026, 3, 8))
     assert run_window({}, daily) is None
+
+
+def test_seen_keys_pass_each_key_once_over_pages_with_repeats_within_and_across_them():
+    # 200 pages of 1,000 keys drawn from 150,000: nearly half repeat a key of an earlier page, and a
+    # few come twice in one page. Each must pass once, the first time it comes, as a set passes it.
+    rng = random.Random(7)
+    seen, reference, passed = SeenKeys(), set(), 0
+    for _ in range(200):
+        page = [f"user-{rng.randrange(150_000):07d}" for _ in range(1000)]
+        expected = []
+        for key in page:
+            expected.append(key not in reference)
+            reference.add(key)
+        assert seen.fresh(page).tolist() == expected
+        passed += sum(expected)
+    assert passed == len(reference) > 100_000
+    assert not seen.fresh(sorted(reference)[:5000]).any()
 
 
 def test_page_sizes_default_to_each_maximum_and_respect_a_cap():

@@ -135,6 +135,13 @@ def parser() -> argparse.ArgumentParser:
         help="keep scroll pages full, each with a fresh scrollId, past totalHits (records repeat)",
     )
     h.add_argument(
+        "--repeat-records",
+        type=int,
+        default=0,
+        metavar="N",
+        help="open each scroll page after the first with the previous page's last N records again",
+    )
+    h.add_argument(
         "--serve-page-size",
         type=int,
         default=0,
@@ -207,6 +214,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         late_after_s=args.late_after_s,
         repeat_scroll=args.repeat_scroll,
         endless_scroll=args.endless_scroll,
+        repeat_records=args.repeat_records,
         serve_page_size=args.serve_page_size,
         trickle_bytes_per_s=args.trickle_bytes_per_s,
         huge_integer=args.huge_integer,

@@ -33,6 +33,7 @@ class Faults:
     # Hostile answers (a misbehaving API or proxy), each off by default:
     repeat_scroll: bool = False  # every scrollId answers the first page again, with the same scrollId
     endless_scroll: bool = False  # scroll pages stay full, each with a fresh scrollId, past totalHits (records repeat)
+    repeat_records: int = 0  # each scroll page after the first opens with the previous page's last N records again
     serve_page_size: int = 0  # list pages hold this many records whatever pageSize asks (0: obey pageSize)
     trickle_bytes_per_s: float = 0.0  # API bodies are sent at this rate (0: at once)
     huge_integer: str | None = None  # digits sent as the integer field "hugeNumber" of every listed record

@@ -218,6 +218,9 @@ class Sandbox:
             rows, offset = self._rows(endpoint, query), 0
         records = self._endless(rows, offset, size) if self.faults.endless_scroll else rows.slice(offset, size)
         next_offset = offset + len(records)
+        if self.faults.repeat_records and offset:  # records the API has already served, again
+            repeated = min(self.faults.repeat_records, offset)
+            records = rows.slice(offset - repeated, repeated) + records
         # The last, short page still carries a scroll id: the contract tells clients not to
         # rely on it becoming null. Ids are derived, not random, so a seed gives the same bytes.
         canonical = "&".join(f"{k}={v}" for k, vs in sorted(query.items()) if k != "scrollId" for v in vs)

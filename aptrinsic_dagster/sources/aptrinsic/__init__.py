@@ -46,6 +46,7 @@ from .errors import (
     AptrinsicError,
     AptrinsicPagingError,
 )
+from .seen_keys import SeenKeys
 from .settings import (
     DEFAULT_PREFERENCE_WORKERS,
     DEFAULT_RATE_LIMIT,
@@ -304,16 +305,11 @@ def _paginator(table: Table, page_size: int) -> BasePaginator:
 
 def _snapshot_resource(client: AptrinsicClient, table: Table, page_size: int) -> DltResource:
     def snapshot() -> Iterator[Any]:
-        keeper, counts, seen = _type_keeper(table), ApiCounts(), set()
+        keeper, counts, seen = _type_keeper(table), ApiCounts(), SeenKeys()
         for records in _pages(client, table, page_size, counts=counts):
-            fresh = []
-            for record in records:
-                key = record.get(table.primary_key)
-                if key in seen:
-                    counts.duplicates += 1  # the API has been seen to repeat records across scroll pages
-                    continue
-                seen.add(key)
-                fresh.append(record)
+            # The API has been seen to repeat records across scroll pages: each loads once.
+            fresh = list(itertools.compress(records, seen.fresh([r[table.primary_key] for r in records])))
+            counts.duplicates += len(records) - len(fresh)
             if records and not fresh:
                 raise AptrinsicPagingError(
                     f"{_where(table)} (GET /v1{table.path}): page {counts.pages} repeats {len(records)} records "
