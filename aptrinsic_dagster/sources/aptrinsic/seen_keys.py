@@ -9,7 +9,7 @@ log2(keys) arrays, and each hash is moved at most log2(keys) times.
 Two distinct keys with one hash (about keys² / 2**65: under 1 in 10**8 at 400k keys) make the
 second look like a repeat: it is skipped, the snapshot is one record short of ``totalHits``, and its
 check fails the load with nothing committed. Python salts string hashes per process, so a re-run
-hashes anew.
+hashes anew (unless PYTHONHASHSEED is set to a fixed value, which this project never sets).
 """
 
 from __future__ import annotations
