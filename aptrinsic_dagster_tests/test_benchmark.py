@@ -29,6 +29,12 @@ def test_benchmark_paths_load_exact_row_counts(tmp_path: Path):
     for path in report["scenario1"].values():
         assert path["total_rows"] == report["expected_rows"] > 0
         assert path["rows"]["users"] == 500
+    # The project's peak placed in the dlt phases of its two runs (benchmarks/memory.py prints them).
+    project = report["scenario1"]["project"]
+    phases = {f"{run} {phase}" for run in ("snapshots", "events") for phase in ("extract", "normalize", "load")}
+    assert set(project["phase_peaks_mb"]) == phases
+    peaks = project["phase_peaks_mb"].values()
+    assert 0 < min(peaks) <= max(peaks) <= project["peak_rss_mb"]
     for path in report["scenario2"].values():
         assert path["total_rows"] == report["latency_events"] > 0
         assert "429" not in path["statuses"]

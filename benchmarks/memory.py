@@ -13,6 +13,9 @@ from pathlib import Path
 
 from benchmarks.bench import _expected, _fresh, _run_path, _sandbox
 
+# The dlt phases worth a column (normalize only rewrites files, below both neighbours).
+PHASES = ("snapshots extract", "snapshots load", "events extract", "events load")
+
 
 def measure(scales: list[float]) -> dict[float, dict]:
     results = {}
@@ -32,11 +35,15 @@ def measure(scales: list[float]) -> dict[float, dict]:
 
 def table(results: dict[float, dict]) -> str:
     smallest = results[min(results)]["peak_rss_mb"]
-    lines = [f"{'scale':<8}{'rows':>12}{'wall s':>9}{'peak RSS MB':>13}{'vs smallest':>13}"]
+    phases = [p for p in PHASES if p in results[min(results)]["phase_peaks_mb"]]
+    lines = [
+        f"{'scale':<8}{'rows':>12}{'wall s':>9}{'peak RSS MB':>13}{'vs smallest':>13}"
+        + "".join(f"{p:>19}" for p in phases)
+    ]
     for scale, res in results.items():
         lines.append(
             f"{scale:<8}{res['total_rows']:>12,}{res['wall']:>9.1f}{res['peak_rss_mb']:>13.0f}"
-            f"{res['peak_rss_mb'] / smallest:>12.2f}x"
+            f"{res['peak_rss_mb'] / smallest:>12.2f}x" + "".join(f"{res['phase_peaks_mb'][p]:>19.0f}" for p in phases)
         )
     return "\n".join(lines)
 
@@ -47,7 +54,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     results = measure(args.scales)
-    print("memory: this project's scenario-1 run at several scales")
+    print("memory: this project's scenario-1 run at several scales; the peak within each dlt phase of its two runs")
     print(table(results))
     if args.json:
         args.json.write_text(json.dumps({str(k): v for k, v in results.items()}, indent=2))

@@ -3,7 +3,8 @@
     python -m benchmarks.paths {raw,seed,project,source} --base-url URL --key KEY --workdir DIR
         --start 2026-01-30 --end 2026-03-01 [--events-only] [--page-size N]
 
-Prints one JSON line: wall seconds, rows loaded per table, peak RSS.
+Prints one JSON line: wall seconds, rows loaded per table, peak RSS, and for the project's path the
+peak RSS within each dlt phase of its two runs (resident memory sampled every 0.1 s).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import resource
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,6 +32,25 @@ import requests
 from aptrinsic_dagster.sources.aptrinsic.settings import EVENT_TABLES, MAX_WINDOW_DAYS, SNAPSHOT_TABLES, Table
 
 HEADER = "X-APTRINSIC-API-KEY"
+
+
+class _RssSampler:
+    """This process's resident memory every 0.1 s (Linux's /proc), so a run's peak can be placed in a phase."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, float]] = []
+        threading.Thread(target=self._sample, daemon=True, name="rss-sampler").start()
+
+    def _sample(self) -> None:
+        while True:
+            status = Path("/proc/self/status").read_text()
+            self.samples.append((time.time(), int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024))
+            time.sleep(0.1)
+
+    def peak(self, start: float, end: float) -> float:
+        """The highest sample within [start, end], or the first after it (a phase shorter than 0.1 s)."""
+        within = [rss for t, rss in self.samples if start <= t <= end]
+        return max(within) if within else next((rss for t, rss in self.samples if t > end), 0.0)
 
 
 def _tables(events_only: bool) -> list[Table]:
@@ -165,12 +187,14 @@ def run_project(args: argparse.Namespace) -> dict[str, int]:
         )
         if not result.success:
             raise SystemExit("the project's snapshot run failed")
+        _record_phases("snapshots", instance, result.run_id)
     last = (dt.date.fromisoformat(args.end) - dt.timedelta(days=1)).isoformat()
     tags = {"dagster/asset_partition_range_start": args.start, "dagster/asset_partition_range_end": last}
     config = {"resources": {"aptrinsic": {"config": {"page_size": args.page_size}}}} if args.page_size else None
     result = definitions.resolve_job_def("aptrinsic_daily_events").execute_in_process(
         run_config=config, instance=instance, tags=tags, raise_on_error=False
     )
+    _record_phases("events", instance, result.run_id)
     # Freshness checks judge the calendar (the benchmark's days are not yesterday), not the load.
     failed = [e for e in result.get_asset_check_evaluations() if not e.passed and e.check_name != "freshness_check"]
     if failed or not result.success:
@@ -178,6 +202,18 @@ def run_project(args: argparse.Namespace) -> dict[str, int]:
         raise SystemExit(f"the project's event run failed: {details}")
     with duckdb.connect(str(duckdb_path), read_only=True) as con:
         return {t.name: _count(con, f"aptrinsic_data.{t.name}") for t in _tables(args.events_only)}
+
+
+PHASES: dict[str, tuple[float, float]] = {}  # "<run> <dlt phase>": (start, end), of the project's runs
+
+
+def _record_phases(run: str, instance: Any, run_id: str) -> None:
+    from benchmarks.run_phases import dlt_phases
+
+    end, seconds = dlt_phases(instance.all_logs(run_id))
+    for phase, duration in reversed(seconds.items()):
+        PHASES[f"{run} {phase}"] = (end - duration, end)
+        end -= duration
 
 
 # -- this project's dlt source alone, under plain dlt (no Dagster run around it) -----------------
@@ -219,11 +255,13 @@ def main() -> None:
     parser.add_argument("--events-only", action="store_true")
     parser.add_argument("--page-size", type=int, help="event pages of this size (default: the maximum, 1000)")
     args = parser.parse_args()
+    sampler = _RssSampler()
     started = time.perf_counter()
     rows = PATHS[args.path](args)
     wall = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"wall": wall, "rows": rows, "peak_rss_mb": peak_mb}))
+    phases = {name: sampler.peak(*span) for name, span in sorted(PHASES.items(), key=lambda item: item[1])}
+    print(json.dumps({"wall": wall, "rows": rows, "peak_rss_mb": peak_mb, "phase_peaks_mb": phases}))
 
 
 if __name__ == "__main__":

@@ -33,9 +33,8 @@ def main() -> None:
             kind = entry.dagster_event.event_type_value
             first.setdefault(kind, entry.timestamp)
             last[kind] = entry.timestamp
-    line = next(e for e in entries if e.user_message.startswith(PHASES_LINE))
-    phases = {name: float(seconds) for name, seconds in re.findall(r"(\w+) ([\d.]+) s", line.user_message)}
-    load_logged, loaded = line.timestamp, last["ASSET_MATERIALIZATION"]
+    load_logged, phases = dlt_phases(entries)
+    loaded = last["ASSET_MATERIALIZATION"]
     result = {
         "run_start": first["PIPELINE_START"],
         "run_end": last["PIPELINE_SUCCESS"],
@@ -50,6 +49,14 @@ def main() -> None:
         result["queued"] = first["PIPELINE_STARTING"] - first["PIPELINE_ENQUEUED"]
         result["worker_start"] = first["PIPELINE_START"] - first["PIPELINE_STARTING"]
     print(json.dumps(result))
+
+
+def dlt_phases(entries: list[dg.EventLogEntry]) -> tuple[float, dict[str, float]]:
+    """When a run's load logged its dlt phases (assets.PHASES_LINE, just after the load ended), and
+    each phase's seconds, in order."""
+    line = next(e for e in entries if e.user_message.startswith(PHASES_LINE))
+    phases = re.findall(r"(\w+) ([\d.]+) s", line.user_message)
+    return line.timestamp, {name: float(seconds) for name, seconds in phases}
 
 
 def _rows(day: str) -> int:
