@@ -201,3 +201,44 @@ def test_a_table_that_fails_in_its_probe_leaves_the_end_of_load_split_to_the_oth
     release.set()
     rest = [item for _, item in loading]
     assert rest[0] == [{"eventId": "c"}] and rest[1].total_hits == 3
+
+
+def synthetic_window(days: int, pages_per_day: int, delay: float = 0.0):
+    """A fetch over ``days`` from 2026-01-01 holding ``pages_per_day`` one-record pages a day (each
+    after ``delay`` seconds), and the most of its scrolls that were ever open at once."""
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    lock, open_now, most = threading.Lock(), [0], [0]
+
+    def fetch(window, counts: ApiCounts):
+        first, last = ((w - start).days for w in window)
+        counts.total_hits = (last - first) * pages_per_day
+        with lock:
+            open_now[0] += 1
+            most[0] = max(most[0], open_now[0])
+        try:
+            for n in range(first * pages_per_day, last * pages_per_day):
+                time.sleep(delay)
+                yield [{"eventId": n}]
+        finally:
+            with lock:
+                open_now[0] -= 1
+
+    return (start, start + dt.timedelta(days=days)), fetch, most
+
+
+def test_sub_windows_start_only_while_dlt_waits_for_pages():
+    """A window of 320 pages splits into 10 sub-windows. Taken slower than they come, its pages need
+    one scroll, and more would each hold a page waiting; fetched slower than taken, it needs many."""
+    window, fetch, most = synthetic_window(days=32, pages_per_day=10)
+    pages = []
+    for _, item in ScrollPool(max_in_flight=8).pages([window], 1, fetch):
+        if not isinstance(item, ApiCounts):
+            pages.append(item[0]["eventId"])
+            time.sleep(0.002)  # dlt slower than the API
+    assert sorted(pages) == list(range(320))
+    assert most[0] <= 2, f"{most[0]} scrolls open at once where the consumer set the pace"
+
+    window, fetch, most = synthetic_window(days=32, pages_per_day=10, delay=0.01)
+    items = list(ScrollPool(max_in_flight=8).pages([window], 1, fetch))
+    assert sorted(item[0]["eventId"] for _, item in items if not isinstance(item, ApiCounts)) == list(range(320))
+    assert most[0] >= 6, f"only {most[0]} scrolls at once where the API's latency set the pace"

@@ -19,6 +19,13 @@ Started in arrival order, sub-windows of 16 pages left a 365-day backfill (bench
 150 ms per request at 150 requests/s) requesting below the cap for its last 3 s; this way the
 sub-windows can be longer (fewer short last pages), and the extract took 70.0 s against 72.6 s.
 
+Start: a table's sub-windows start one at a time, the next once dlt has found none of the table's
+pages waiting (``_starved``) or none of its scrolls running. When the API's latency sets the pace, dlt
+waits after nearly every page and the scrolls ramp up page by page; when dlt sets it (an API that
+answers at once), one scroll keeps it busy, and more would only each hold a page it has not taken,
+on a thread of their own. Started all at once, a 4M-event load (benchmarks/memory.py, scale 4.0)
+peaked at 400 MB in its event extract; one at a time, at 362 MB (the run: 256 s against 271 s).
+
 dlt's own parallelism does not fit here: ``dlt.defer`` returns one item per call (a whole sub-window
 in memory), and a scroll's pages chain on ``scrollId``. Threads never wait on a slow consumer: a
 scroll whose table already holds ``BUFFERED_PAGES`` pages waits, parked, off the pool, so memory is
@@ -114,6 +121,12 @@ class ScrollPool:
         with self._lock:
             return math.inf if self._probing else self._pending_pages / self.max_in_flight
 
+    def holding(self, pages: float) -> None:
+        """A table holds back (or, negative, lets go of) sub-windows of ``pages`` pages: they still
+        count as pending for ``tail_share``."""
+        with self._lock:
+            self._pending_pages += pages
+
     def probing(self, change: int) -> None:
         with self._lock:
             self._probing += change
@@ -147,6 +160,9 @@ class _Table:
         self._lock = threading.Lock()
         self._buffered = 0
         self._parked: list[Callable[[], None]] = []
+        self._running = 0  # scrolls started and not yet ended (parked ones too)
+        self._starved = False  # dlt found no page waiting since a sub-window last started
+        self._waiting: list[tuple[float, Callable[[], None]]] = []  # sub-windows not started: (pages, task)
         self._stopped = False
         self._owed = [1] * len(windows)  # scrolls still running per API window
         self._counts = [ApiCounts() for _ in windows]
@@ -158,7 +174,11 @@ class _Table:
     def items(self) -> Iterator[tuple[int, Any]]:
         open_windows = len(self._owed)
         while open_windows:
-            kind, i, item = self._ready.get()
+            try:
+                kind, i, item = self._ready.get_nowait()
+            except queue.Empty:
+                self._start_waiting(starved=True)
+                kind, i, item = self._ready.get()
             if kind == "error":
                 raise item
             if kind == "counts":
@@ -175,7 +195,9 @@ class _Table:
         with self._lock:
             self._stopped = True
             self._parked.clear()
+            held, self._waiting = sum(pages for pages, _ in self._waiting), []
             unprobed, self._unprobed = len(self._unprobed), set()
+        self._pool.holding(-held)
         # A window whose probe never ran or never finished would keep the end-of-load split off.
         self._pool.probing(-unprobed)
 
@@ -194,11 +216,21 @@ class _Table:
             if self._buffered >= BUFFERED_PAGES:  # dlt is behind: start no scroll that would only park
                 self._parked.append(lambda: self._scroll(i, window, split_above, estimate))
                 return
+            wait = math.isfinite(estimate) and self._running > 0 and not self._starved  # a sub-window not needed yet
+            if wait:
+                self._waiting.append((estimate, lambda: self._scroll(i, window, split_above, estimate)))
+            else:
+                self._running += 1
+                self._starved = self._starved and not math.isfinite(estimate)
+        if wait:
+            self._pool.holding(estimate)
+            return
         # The last scrolls to start set when the load ends, one page after another: near the end, a
         # scroll longer than its share of the pages still pending is split first (see the module).
         share = self._pool.tail_share()
         if estimate > max(TAIL_PAGES, share) and (window[1] - window[0]).days > 1:
             self._split(i, window, math.ceil(estimate / max(TAIL_PAGES, share)), estimate)
+            self._ended()
             return
         probe = not math.isfinite(estimate)  # an API window's first page: its size is not known yet
         counts = ApiCounts()
@@ -212,6 +244,7 @@ class _Table:
                     self._split(
                         i, window, math.ceil(needed / PAGES_PER_SCROLL), needed, probed=probe and self._probed(i)
                     )
+                    self._ended()
                     return
         except BaseException as exc:
             pages.close()
@@ -275,6 +308,25 @@ class _Table:
             self._owed[i] -= 1
             if self._owed[i] == 0:
                 self._ready.put(("counts", i, total))
+        self._ended()
+
+    def _ended(self) -> None:
+        """A scroll ended; with none left running, the next sub-window starts."""
+        with self._lock:
+            self._running -= 1
+        self._start_waiting()
+
+    def _start_waiting(self, starved: bool = False) -> None:
+        """The largest waiting sub-window starts if dlt has found no page waiting (``starved``) or no
+        scroll is running; else dlt's next wait for a page starts it."""
+        with self._lock:
+            self._starved = self._starved or starved
+            if not self._waiting or (self._running and not self._starved):
+                return
+            self._waiting.sort(key=lambda part: part[0])
+            pages, task = self._waiting.pop()
+        self._pool.holding(-pages)
+        self._pool.submit((pages, task))
 
     def _fail(self, exc: BaseException) -> None:
         with self._lock:
