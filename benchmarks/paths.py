@@ -204,7 +204,7 @@ def run_project(args: argparse.Namespace) -> dict[str, int]:
         return {t.name: _count(con, f"aptrinsic_data.{t.name}") for t in _tables(args.events_only)}
 
 
-PHASES: dict[str, tuple[float, float]] = {}  # "<run> <dlt phase>": (start, end), of the project's runs
+PHASE_SPANS: dict[str, tuple[float, float]] = {}  # "<run> <dlt phase>": (start, end), of the project's runs
 
 
 def _record_phases(run: str, instance: Any, run_id: str) -> None:
@@ -212,7 +212,7 @@ def _record_phases(run: str, instance: Any, run_id: str) -> None:
 
     end, seconds = dlt_phases(instance.all_logs(run_id))
     for phase, duration in reversed(seconds.items()):
-        PHASES[f"{run} {phase}"] = (end - duration, end)
+        PHASE_SPANS[f"{run} {phase}"] = (end - duration, end)
         end -= duration
 
 
@@ -260,7 +260,7 @@ def main() -> None:
     rows = PATHS[args.path](args)
     wall = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    phases = {name: sampler.peak(*span) for name, span in sorted(PHASES.items(), key=lambda item: item[1])}
+    phases = {name: sampler.peak(*span) for name, span in sorted(PHASE_SPANS.items(), key=lambda item: item[1])}
     print(json.dumps({"wall": wall, "rows": rows, "peak_rss_mb": peak_mb, "phase_peaks_mb": phases}))
 
 
