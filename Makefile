@@ -24,7 +24,7 @@ setup: .venv/.synced aptrinsic_dbt/target/manifest.json  ## .venv exactly as uv.
 test: setup  ## the whole suite against the local sandbox
 	.venv/bin/python -m pytest
 
-test-fast: setup  ## unit and quick integration tests, for the edit-test loop (under 2 minutes)
+test-fast: setup  ## unit and quick integration tests, for the edit-test loop (~3.5 minutes here)
 	.venv/bin/python -m pytest -m "not slow"
 
 lint: setup
