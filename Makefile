@@ -21,11 +21,14 @@ aptrinsic_dbt/target/manifest.json: .venv/.synced $(DBT_SOURCES)
 
 setup: .venv/.synced aptrinsic_dbt/target/manifest.json  ## .venv exactly as uv.lock pins it, and the dbt manifest
 
+# Two pytest-xdist workers: most tests wait on subprocesses, servers and sockets, so two of them share
+# these 2 cores well. Every test makes its own ports, folders and databases (the demo test alone writes
+# the project's .dagster_home).
 test: setup  ## the whole suite against the local sandbox
-	.venv/bin/python -m pytest
+	.venv/bin/python -m pytest -n 2
 
-test-fast: setup  ## unit and quick integration tests, for the edit-test loop (~3.5 minutes here)
-	.venv/bin/python -m pytest -m "not slow"
+test-fast: setup  ## unit and quick integration tests, for the edit-test loop (~2.5 minutes here)
+	.venv/bin/python -m pytest -n 2 -m "not slow"
 
 lint: setup
 	.venv/bin/ruff check .
