@@ -264,6 +264,30 @@ def test_references_hold(make_sandbox: SandboxFactory):
     assert surveys and all("SURVEY" in engagements[s["engagementId"]]["type"] for s in surveys)
 
 
+def test_events_happen_inside_a_session_of_their_user_and_day(make_sandbox: SandboxFactory):
+    # What the marts' feature adoption (share of DAU) and sessions per user rest on.
+    sandbox = make_sandbox(users=2000, events_per_day=40)
+    sessions = scroll_all(sandbox, "/v1/events/session", "sessionInitializedEvents", 1000, filter=WEEK)
+    started = {}  # (day, sessionId) -> (user, when the session started)
+    for s in sessions:
+        key = (s["date"] // DAY_MS, s["sessionId"])
+        started[key] = min(started.get(key, (s["identifyId"], s["date"])), (s["identifyId"], s["date"]))
+    first = {}  # day -> when its first session started
+    for s in sessions:
+        first[s["date"] // DAY_MS] = min(first.get(s["date"] // DAY_MS, s["date"]), s["date"])
+    for path, key in [("/v1/events/feature_match", "featureMatchEvents"), ("/v1/events/pageView", "results")]:
+        events = scroll_all(sandbox, path, key, 1000, filter=WEEK)
+        assert len(events) > 200
+        outside = [e for e in events if started.get((e["date"] // DAY_MS, e["sessionId"]), ("",))[0] != e["identifyId"]]
+        assert not outside, f"{path}: {len(outside)} of {len(events)} events in no session of their user that day"
+        late = [e for e in events if started[(e["date"] // DAY_MS, e["sessionId"])][1] > e["date"]]
+        # Only an event before the day's first session may precede the session it belongs to.
+        assert all(e["date"] < first[e["date"] // DAY_MS] for e in late), f"{path}: an event before its session"
+        assert len(late) < len(events) / 10
+    emails = scroll_all(sandbox, "/v1/events/email", "results", 1000, filter=WEEK)
+    assert emails and all("sessionId" not in e for e in emails), "an email is sent outside any session"
+
+
 def test_realistic_shapes(make_sandbox: SandboxFactory):
     sandbox = make_sandbox(users=300)
     users = scroll_all(sandbox, "/v1/users", "users", 1000)

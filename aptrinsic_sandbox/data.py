@@ -195,6 +195,11 @@ class _Offsets(Sequence[int]):
     def __getitem__(self, i):  # type: ignore[override]  # bisect only asks for single items
         return self.offset(i, _splitmix(self._day_seed ^ i))
 
+    def started_by(self, offset: int) -> int:
+        """How many of the day's events fall at or before ``offset``: one look, as each has its slot."""
+        k = min(offset // self._slot, self._n)
+        return k + 1 if k < self._n and self[k] <= offset else k
+
 
 @dataclass
 class Dataset:
@@ -265,16 +270,26 @@ class Dataset:
             event_type in _VIEW_TYPES,
             event_type in ("identify", "email"),
         )
+        # An event with a session happens inside one of the day's sessions, one started by then (or
+        # the day's first): its user and sessionId are that session's, as in the product. Drawn
+        # apart, a day's feature users were mostly not among its active users.
+        sessions = self.offsets("session", day) if session and event_type != "session" else None
         out = []
         for i in indices:
             h = _splitmix(day_seed ^ i)
             g = _splitmix(h)
-            user = h % users
+            offset = offsets.offset(i, h)
+            sh, sg = h, g
+            if sessions:
+                started = sessions.started_by(offset) or 1
+                sh = _splitmix(sessions._day_seed ^ ((g >> 20) % started))
+                sg = _splitmix(sh)
+            user = sh % users
             identify_id, account_id = refs[user] if refs else ("", "")
-            date = day_ms + offsets.offset(i, h)
+            date = day_ms + offset
             head = f'{{"eventId":"{_uuid(h, g)}","identifyId":"{identify_id}","date":{date}'
             if session:
-                head += f',"sessionId":"{identify_id}-s{(g >> 8) % 50}","accountId":"{account_id}"'
+                head += f',"sessionId":"{identify_id}-s{(sg >> 8) % 50}","accountId":"{account_id}"'
             if view:
                 head += f',"executionDate":{date - date % 60_000},"viewEventId":"{_uuid(g, h)}"'
             if email:
