@@ -269,12 +269,12 @@ def test_events_happen_inside_a_session_of_their_user_and_day(make_sandbox: Sand
     sandbox = make_sandbox(users=2000, events_per_day=40)
     sessions = scroll_all(sandbox, "/v1/events/session", "sessionInitializedEvents", 1000, filter=WEEK)
     started = {}  # (day, sessionId) -> (user, when the session started)
-    for s in sessions:
-        key = (s["date"] // DAY_MS, s["sessionId"])
-        started[key] = min(started.get(key, (s["identifyId"], s["date"])), (s["identifyId"], s["date"]))
     first = {}  # day -> when its first session started
     for s in sessions:
-        first[s["date"] // DAY_MS] = min(first.get(s["date"] // DAY_MS, s["date"]), s["date"])
+        day = s["date"] // DAY_MS
+        started[day, s["sessionId"]] = min(started.get((day, s["sessionId"]), (s["identifyId"], s["date"])),
+                                           (s["identifyId"], s["date"]))  # fmt: skip
+        first[day] = min(first.get(day, s["date"]), s["date"])
     for path, key in [("/v1/events/feature_match", "featureMatchEvents"), ("/v1/events/pageView", "results")]:
         events = scroll_all(sandbox, path, key, 1000, filter=WEEK)
         assert len(events) > 200

@@ -39,7 +39,7 @@ from aptrinsic_dagster.sources.aptrinsic.client import (
 from aptrinsic_dagster.sources.aptrinsic.merges import running_sql_jobs, staged_memory
 from aptrinsic_dagster.sources.aptrinsic.pipeline import load, make_pipeline, warehouse_destination
 from aptrinsic_dagster.sources.aptrinsic.settings import EVENT_TABLES, SNAPSHOT_TABLES
-from aptrinsic_sandbox import Faults, Sandbox
+from aptrinsic_sandbox import Faults, Sandbox, spawn
 
 from .helpers import API_KEY, DAY_MS, END_DATE, ROOT, SandboxFactory, Warehouse, cause, ms, query, row_count
 
@@ -243,10 +243,8 @@ def test_faults_are_retried_and_counts_stay_exact(
 def test_client_side_rate_cap_keeps_under_the_api_limit(pipeline):
     # The sandbox in a process of its own, as the API is: in this one, its threads waited for the
     # load's GIL before they could note a request's arrival, and noted late ones together.
-    command = ["-m", "aptrinsic_sandbox", "--api-key", API_KEY, "--users", "100", "--rate-cap", "0"]
-    server = subprocess.Popen([sys.executable, *command, "--end-date", END_DATE.isoformat()], stdout=subprocess.PIPE)
+    server, base_url = spawn("--api-key", API_KEY, "--end-date", str(END_DATE), "--users", "100", "--rate-cap", "0")
     try:
-        base_url = server.stdout.readline().decode().strip()
         started = time.perf_counter()
         load(pipeline, aptrinsic_source(start=START, end=END_DATE, api_key=API_KEY, base_url=base_url, rate_limit=30))
         elapsed = time.perf_counter() - started

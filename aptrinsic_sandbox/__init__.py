@@ -2,6 +2,6 @@
 
 from .data import DataConfig, Dataset
 from .faults import Faults
-from .server import API_KEY_HEADER, Sandbox, SandboxConfig
+from .server import API_KEY_HEADER, Sandbox, SandboxConfig, spawn
 
-__all__ = ["API_KEY_HEADER", "DataConfig", "Dataset", "Faults", "Sandbox", "SandboxConfig"]
+__all__ = ["API_KEY_HEADER", "DataConfig", "Dataset", "Faults", "Sandbox", "SandboxConfig", "spawn"]

@@ -193,7 +193,11 @@ class _Offsets(Sequence[int]):
         return 0 if i == 0 and self._midnight else i * self._slot + h % self._slot
 
     def __getitem__(self, i):  # type: ignore[override]  # bisect only asks for single items
-        return self.offset(i, _splitmix(self._day_seed ^ i))
+        return self.offset(i, self.hash(i))
+
+    def hash(self, i: int) -> int:
+        """Event ``i``'s hash, which every field of it derives from."""
+        return _splitmix(self._day_seed ^ i)
 
     def started_by(self, offset: int) -> int:
         """How many of the day's events fall at or before ``offset``: one look, as each has its slot."""
@@ -282,7 +286,7 @@ class Dataset:
             sh, sg = h, g
             if sessions:
                 started = sessions.started_by(offset) or 1
-                sh = _splitmix(sessions._day_seed ^ ((g >> 20) % started))
+                sh = sessions.hash((g >> 20) % started)
                 sg = _splitmix(sh)
             user = sh % users
             identify_id, account_id = refs[user] if refs else ("", "")

@@ -6,6 +6,8 @@ import hashlib
 import re
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -69,6 +71,13 @@ def error_body(status: int, message: str) -> bytes:
             }
         }
     )
+
+
+def spawn(*args: str) -> tuple[subprocess.Popen, str]:
+    """The sandbox in a process of its own, through its CLI (``args``: its flags), so that it never waits
+    for its client's GIL, as the API never does; returns the process and the base URL it printed."""
+    proc = subprocess.Popen([sys.executable, "-m", "aptrinsic_sandbox", *args], stdout=subprocess.PIPE, text=True)
+    return proc, proc.stdout.readline().strip()
 
 
 class Sandbox:

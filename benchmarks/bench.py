@@ -36,6 +36,7 @@ import requests
 
 from aptrinsic_dagster.sources.aptrinsic.settings import EVENT_TABLES, SNAPSHOT_TABLES, Table
 from aptrinsic_dagster.sources.aptrinsic.windows import instant, split_windows
+from aptrinsic_sandbox import spawn
 
 KEY = "bench-key"
 START, END = "2026-01-30", "2026-03-01"  # 30 days of events, the sandbox's whole range
@@ -46,10 +47,8 @@ BIG_TABLE, BIG_WEIGHT = "events_page_view", 15.0  # 15 / (15 + 10 other tables) 
 
 
 def spawn_sandbox(*args: str) -> tuple[subprocess.Popen, str]:
-    """The sandbox in a process of its own (its CLI), so it never competes for a path's GIL."""
-    command = [sys.executable, "-m", "aptrinsic_sandbox", "--api-key", KEY, "--end-date", END, *args]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    return proc, proc.stdout.readline().strip()
+    """The sandbox in a process of its own, so it never competes for a path's GIL."""
+    return spawn("--api-key", KEY, "--end-date", END, *args)
 
 
 def _sandbox(users: int, events: int, *extra: str, days: int = 30, weight: float = 1.0) -> tuple[subprocess.Popen, str]:
