@@ -47,11 +47,12 @@ dev: setup  ## the sandbox plus `dagster dev` (UI on http://127.0.0.1:3000)
 sandbox: setup
 	.venv/bin/python -m aptrinsic_sandbox --port 8765
 
-bench: setup  ## the side-by-side benchmark, the daily job's cost, memory by scale and the merge DELETE, at full scale; SCALE=0.1 for a quick one
+bench: setup  ## the side-by-side benchmark, the daily job's cost, memory by scale, the merge DELETE and Dagster's record of a year's range, at full scale; SCALE=0.1 for a quick one
 	.venv/bin/python -m benchmarks.bench --scale $(or $(SCALE),1)
 	.venv/bin/python -m benchmarks.daily_cost --scale $(or $(SCALE),1)
 	.venv/bin/python -m benchmarks.memory --scales $(if $(SCALE),$(SCALE),0.25 0.5 1.0)
 	.venv/bin/python -m benchmarks.merge_delete
+	.venv/bin/python -m benchmarks.event_storage
 
 bench-sandbox: setup  ## how fast the sandbox serves
 	.venv/bin/python -m benchmarks.sandbox_throughput

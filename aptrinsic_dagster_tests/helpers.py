@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shlex
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,13 @@ E = TypeVar("E", bound=BaseException)
 
 def ms(day: dt.date) -> int:
     return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp() * 1000)
+
+
+def image_env() -> dict[str, str]:
+    """The variables deploy/Dockerfile's ENV instructions set in the image."""
+    text = (ROOT / "deploy" / "Dockerfile").read_text().replace("\\\n", " ")
+    pairs = [p for line in text.splitlines() if line.startswith("ENV ") for p in shlex.split(line[4:])]
+    return dict(pair.split("=", 1) for pair in pairs)
 
 
 def query(path: Path, sql: str, *params: object) -> list[tuple]:

@@ -61,3 +61,20 @@ def test_the_merge_delete_benchmark_deletes_the_same_rows_both_ways_on_both_ware
         for reloaded in ("20", "600")
     ]
     assert all(len(r) == 6 for r in rows), result.stdout  # both timings and the ratio: neither ran out
+
+
+@pytest.mark.slow
+def test_the_event_storage_benchmark_records_every_partition_on_every_instance():
+    """Its four instances each hold all of the range's partitions of all 11 assets (the benchmark exits
+    non-zero otherwise), the Postgres ones with and without batched writes."""
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.event_storage", "--days", "4"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    rows = [line.split() for line in result.stdout.splitlines() if line.startswith(("in memory", "SQLite", "Postgres"))]
+    assert [r[0] for r in rows] == ["in", "SQLite", "Postgres", "Postgres"], result.stdout
+    assert all(r[-2] == "4" for r in rows), result.stdout  # the partitions column

@@ -144,7 +144,7 @@ def _pages(base_url: str, start: str, size: int) -> dict:
     return {"fewest": fewest, "by_day": by_day, "events": events, "big_share": big / max(1, events)}
 
 
-def _commit() -> str:
+def commit() -> str:
     out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     return out.stdout.strip() or "unknown"
 
@@ -171,7 +171,7 @@ def main() -> None:
     args = parser.parse_args()
     scenarios = {int(x) for x in args.scenarios.split(",")}
     users, events = int(100_000 * args.scale), int(1_000_000 * args.scale)
-    report: dict = {"date": dt.date.today().isoformat(), "commit": _commit(), "machine": _machine()}
+    report: dict = {"date": dt.date.today().isoformat(), "commit": commit(), "machine": machine()}
     latency = ("--latency-ms", str(LATENCY_MS), "--rate-cap", str(CAP))
     sequential = () if args.no_sequential else ("seed",)
     wrong = []
@@ -228,7 +228,7 @@ def _backfill(args: argparse.Namespace, tmp: str, sequential: tuple[str, ...], l
     return {"days": days, "page_size": BACKFILL_PAGE_SIZE, "pages": pages, "paths": paths, "run_start": one_day["wall"]}
 
 
-def _machine() -> str:
+def machine() -> str:
     lines = Path("/proc/cpuinfo").read_text().splitlines()
     cpu = next((line.split(":", 1)[1].strip() for line in lines if "model name" in line), "?")
     return f"{os.cpu_count()} cores {cpu}, Python {platform.python_version()}"
