@@ -99,13 +99,10 @@ class Production:
                     os.environ[k] = v
 
     def warehouse(self, sql: str, *params: object) -> list[tuple]:
-        con = psycopg2.connect(self.warehouse_url)
-        try:
-            with con.cursor() as cur:
-                cur.execute(sql, params)
-                return cur.fetchall()
-        finally:
-            con.close()
+        return _query(self.warehouse_url, sql, params)
+
+    def dagster_storage(self, sql: str, *params: object) -> list[tuple]:
+        return _query(self.dagster_url, sql, params)
 
     def staging_schemas(self) -> set[str]:
         rows = self.warehouse(
@@ -127,6 +124,16 @@ class Production:
                     elif event.get("level") in ("ERROR", "CRITICAL"):
                         found.append(event["message"])
         return "\n".join(found)
+
+
+def _query(url: str, sql: str, params: tuple) -> list[tuple]:
+    con = psycopg2.connect(url)
+    try:
+        with con.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall()
+    finally:
+        con.close()
 
 
 def _wait(predicate: Callable[[], object], timeout: float, what: str, during: Callable[[], None] = lambda: None):
@@ -390,17 +397,12 @@ def test_a_backfill_run_over_a_range_is_exact_and_writes_each_assets_materializa
     # Dagster's Postgres storage opens a connection for each event it stores one at a time (8 ms of
     # password handshake here); a 365-day range is 4,015 materializations. Batched, each asset's
     # partitions go in one INSERT: one transaction id (xmin) per asset, not one per partition.
-    con = psycopg2.connect(production.dagster_url)
-    try:
-        with con.cursor() as cur:
-            cur.execute(
-                "SELECT asset_key, count(*), count(DISTINCT xmin::text) FROM event_logs "
-                "WHERE run_id = %s AND dagster_event_type = 'ASSET_MATERIALIZATION' GROUP BY asset_key",
-                (run_id,),
-            )
-            writes = {key: (events, transactions) for key, events, transactions in cur.fetchall()}
-    finally:
-        con.close()
+    rows = production.dagster_storage(
+        "SELECT asset_key, count(*), count(DISTINCT xmin::text) FROM event_logs "
+        "WHERE run_id = %s AND dagster_event_type = 'ASSET_MATERIALIZATION' GROUP BY asset_key",
+        run_id,
+    )
+    writes = {key: (events, transactions) for key, events, transactions in rows}
     assert len(writes) == len(EVENT_TABLES), writes
     assert set(writes.values()) == {(len(RANGE), 1)}, writes
 
