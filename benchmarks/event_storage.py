@@ -29,16 +29,15 @@ import dagster as dg
 
 from aptrinsic_dagster.assets import EVENT_NAMES
 from aptrinsic_dagster.names import asset_key
-from aptrinsic_dagster_tests.helpers import image_env
-from aptrinsic_sandbox import spawn
+from aptrinsic_dagster_tests.helpers import ROOT, image_env
 from aptrinsic_sandbox.postgres import PostgresServer
-from benchmarks.bench import KEY, commit, machine
+from benchmarks.bench import END as BENCH_END
+from benchmarks.bench import KEY, commit, machine, spawn_sandbox
 
-ROOT = Path(__file__).resolve().parents[1]
-END = dt.date(2026, 1, 1)
+END = dt.date.fromisoformat(BENCH_END)
 
 
-def _measure(instance: dg.DagsterInstance, job: dg.JobDefinition, tags: dict[str, str]) -> dict[str, float]:
+def _measure(instance: dg.DagsterInstance, job: dg.JobDefinition, tags: dict[str, str]) -> dict:
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     started = time.time()
     result = job.execute_in_process(run_config=quiet, instance=instance, tags=tags, raise_on_error=False)
@@ -47,15 +46,13 @@ def _measure(instance: dg.DagsterInstance, job: dg.JobDefinition, tags: dict[str
         raise SystemExit("the run failed")
     (run_start,) = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_START)
     stamps = [e.timestamp for e in instance.all_logs(result.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)]
-    partitions = {name: len(instance.get_materialized_partitions(asset_key(name))) for name in EVENT_NAMES}
-    if len(set(partitions.values())) != 1:
-        raise SystemExit(f"not every asset has all its partitions materialized: {partitions}")
     return {
         "create": run_start.timestamp - started,
         "execute": ended - run_start.timestamp,
         "run": ended - started,
         "materializations": max(stamps) - min(stamps),
-        "partitions": partitions[EVENT_NAMES[0]],
+        # Partitions materialized, per asset: main checks that each of the 11 holds the whole range.
+        "partitions": {len(instance.get_materialized_partitions(asset_key(name))) for name in EVENT_NAMES},
     }
 
 
@@ -66,7 +63,7 @@ def main() -> None:
     first = END - dt.timedelta(days=args.days)
     work = Path(tempfile.mkdtemp(prefix="aptrinsic-events-bench-"))
     data = ("--users", "50", "--accounts", "5", "--events-per-day", "3", "--days", str(args.days + 5))
-    sandbox, base_url = spawn("--port", "0", "--api-key", KEY, *data, "--end-date", END.isoformat())
+    sandbox, base_url = spawn_sandbox("--port", "0", *data)
     pg = PostgresServer.start()
     try:
         os.environ.update(
@@ -108,7 +105,7 @@ def main() -> None:
                 instance = dg.DagsterInstance.ephemeral()
             with instance:
                 rows[name] = _measure(instance, job, tags)
-        if {row["partitions"] for row in rows.values()} != {args.days}:
+        if any(row["partitions"] != {args.days} for row in rows.values()):
             raise SystemExit(f"a range of {args.days} days left other partition counts: {rows}")
         base = rows["in memory (the benchmarks')"]["run"]
         print(f"date {dt.date.today().isoformat()}  commit {commit()}  machine {machine()}")
@@ -117,7 +114,7 @@ def main() -> None:
         print(f"{'instance':38}", *columns)
         for name, row in rows.items():
             print(f"{name:38} {row['run']:5.1f} {row['create']:10.1f} {row['execute']:11.1f} "
-                  f"{row['materializations']:18.1f} {row['partitions']:10d} {row['run'] / base:15.1f}x")  # fmt: skip
+                  f"{row['materializations']:18.1f} {args.days:10d} {row['run'] / base:15.1f}x")  # fmt: skip
     finally:
         pg.stop()
         sandbox.terminate()
